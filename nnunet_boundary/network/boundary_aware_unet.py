@@ -1,0 +1,237 @@
+"""Boundary-aware asymmetric residual encoder-decoder.
+
+Myronenko A., Hatamizadeh A. "3D Kidneys and Kidney Tumor Semantic Segmentation using
+Boundary-Aware Networks", KiTS19 challenge, arXiv:1909.06684 (2019).
+
+Main branch (§3.1, after SegResNet, Myronenko, BrainLes 2018): a 3x3x3 convolution to
+``features_per_stage[0]`` filters, then per resolution level a residual block followed by a
+strided convolution that halves the size and (with the plans' widths) doubles the features;
+``n_blocks_per_stage[-1]`` residual blocks at the bottom. The decoder goes back up one level at
+a time: 1x1x1 convolution to the level's width, (tri)linear upsampling, *addition* of the
+encoder's features of that level, one residual block.
+
+Boundary stream (§3.2): an attention-driven decoder next to the main one. It starts one level
+above the bottom from the bottom features upsampled and concatenated with the encoder's
+features of that level, through a residual block; at every level an :class:`AttentionGate` fed
+by the encoder's features and the stream multiplies the stream, which is then projected and
+upsampled to the next level. The decoder's output is concatenated with the stream's output and
+a 1x1x1 convolution gives the region logits (kidney+tumor, tumor); a 1x1x1 convolution of the
+stream alone gives the boundary (edge) logits of the same regions.
+
+Output contract, for nnU-Net's trainer and predictor:
+
+* deep supervision off (inference): one tensor ``(B, num_classes, *patch)`` of region logits;
+* deep supervision on (training): a :class:`BoundaryAwareOutput`, which *is* the list of region
+  logits nnU-Net expects (full resolution first, ``len(strides) - 1`` entries, so
+  ``output[0]`` is what validation looks at) and carries the boundary logits at the same scales
+  in ``.boundary``.
+
+Both modes have identical parameters (the heads of all scales always exist), so a checkpoint
+trained with deep supervision loads strictly into the inference network. The switch is
+``network.decoder.deep_supervision``, the attribute nnU-Net's
+``set_deep_supervision_enabled`` toggles.
+"""
+from typing import List, Sequence, Type, Union
+
+import torch
+from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
+from dynamic_network_architectures.building_blocks.residual import StackedResidualBlocks
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from nnunet_boundary.network.attention_gate import AttentionGate
+
+IntOrSeq = Union[int, Sequence[int]]
+
+
+class BoundaryAwareOutput(list):
+    """Region logits per deep-supervision scale (full resolution first) plus ``.boundary``,
+    the boundary logits at the same scales."""
+
+    def __init__(self, regions: List[torch.Tensor], boundary: List[torch.Tensor]):
+        super().__init__(regions)
+        self.boundary = boundary
+
+
+def _per_stage(value: IntOrSeq, n_stages: int, dim: int, name: str) -> List[List[int]]:
+    """Expand an int / per-axis list / per-stage list of per-axis lists to per-stage lists."""
+    if isinstance(value, int):
+        return [[value] * dim for _ in range(n_stages)]
+    value = list(value)
+    if len(value) == n_stages and all(isinstance(v, (list, tuple)) for v in value):
+        return [list(v) for v in value]
+    if len(value) == dim and all(isinstance(v, int) for v in value):
+        return [list(value) for _ in range(n_stages)]
+    raise ValueError(f"{name} must be an int, one value per axis or one per-axis list per stage "
+                     f"({n_stages} stages, {dim} axes), got {value}")
+
+
+class _Upsample(nn.Module):
+    """1x1x1 convolution to the target width, then (tri)linear upsampling by ``scale``."""
+
+    def __init__(self, conv_op: Type[_ConvNd], in_channels: int, out_channels: int, scale: Sequence[int]):
+        super().__init__()
+        self.project = conv_op(in_channels, out_channels, 1, 1, 0, bias=False)
+        mode = {1: 'linear', 2: 'bilinear', 3: 'trilinear'}[convert_conv_op_to_dim(conv_op)]
+        self.upsample = nn.Upsample(scale_factor=tuple(float(s) for s in scale), mode=mode, align_corners=False)
+
+    def forward(self, x):
+        return self.upsample(self.project(x))
+
+
+class ResidualEncoder(nn.Module):
+    """Initial convolution, then per level residual block(s) and a strided convolution (§3.1)."""
+
+    def __init__(self, input_channels, features, conv_op, kernel_sizes, strides, n_blocks, block_kwargs):
+        super().__init__()
+        self.stem = conv_op(input_channels, features[0], kernel_sizes[0], 1,
+                            [(k - 1) // 2 for k in kernel_sizes[0]], bias=block_kwargs['conv_bias'])
+        self.stages = nn.ModuleList(
+            StackedResidualBlocks(n, conv_op, f, f, k, 1, **block_kwargs)
+            for n, f, k in zip(n_blocks, features, kernel_sizes))
+        self.downsamples = nn.ModuleList(
+            conv_op(features[s - 1], features[s], kernel_sizes[s], strides[s],
+                    [(k - 1) // 2 for k in kernel_sizes[s]], bias=block_kwargs['conv_bias'])
+            for s in range(1, len(features)))
+
+    def forward(self, x) -> List[torch.Tensor]:
+        """Features of every level, full resolution first, bottom last."""
+        x = self.stem(x)
+        skips = []
+        for s, stage in enumerate(self.stages):
+            if s > 0:
+                x = self.downsamples[s - 1](x)
+            x = stage(x)
+            skips.append(x)
+        return skips
+
+
+class AdditiveDecoder(nn.Module):
+    """SegResNet decoder: project, upsample, add the encoder's features, one residual block.
+    ``deep_supervision`` is the attribute nnU-Net toggles."""
+
+    def __init__(self, features, conv_op, kernel_sizes, strides, block_kwargs, deep_supervision: bool):
+        super().__init__()
+        self.deep_supervision = deep_supervision
+        levels = range(len(features) - 1)
+        self.upsamples = nn.ModuleList(_Upsample(conv_op, features[s + 1], features[s], strides[s + 1])
+                                       for s in levels)
+        self.blocks = nn.ModuleList(StackedResidualBlocks(1, conv_op, features[s], features[s], kernel_sizes[s], 1,
+                                                          **block_kwargs) for s in levels)
+
+    def forward(self, skips: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Decoder features of levels ``len(skips) - 2`` .. 0 (coarse to fine)."""
+        x = skips[-1]
+        out = []
+        for s in reversed(range(len(skips) - 1)):
+            x = self.blocks[s](self.upsamples[s](x) + skips[s])
+            out.append(x)
+        return out
+
+
+class BoundaryStream(nn.Module):
+    """Attention-driven boundary decoder (§3.2): one attention gate per level below the bottom."""
+
+    def __init__(self, features, conv_op, kernel_sizes, strides, block_kwargs):
+        super().__init__()
+        bottom = len(features) - 1
+        mode = {1: 'linear', 2: 'bilinear', 3: 'trilinear'}[convert_conv_op_to_dim(conv_op)]
+        self.entry_upsample = nn.Upsample(scale_factor=tuple(float(s) for s in strides[bottom]), mode=mode,
+                                          align_corners=False)
+        self.entry = StackedResidualBlocks(1, conv_op, features[bottom] + features[bottom - 1], features[bottom - 1],
+                                           kernel_sizes[bottom - 1], 1, **block_kwargs)
+        self.gates = nn.ModuleList(AttentionGate(conv_op, features[s], features[s], kernel_sizes[s],
+                                                 block_kwargs['conv_bias']) for s in range(bottom))
+        self.upsamples = nn.ModuleList(_Upsample(conv_op, features[s + 1], features[s], strides[s + 1])
+                                       for s in range(bottom - 1))
+
+    def forward(self, skips: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Stream features of levels ``len(skips) - 2`` .. 0 (coarse to fine)."""
+        bottom = len(skips) - 1
+        x = self.entry(torch.cat((self.entry_upsample(skips[bottom]), skips[bottom - 1]), dim=1))
+        out = []
+        for s in reversed(range(bottom)):
+            if s < bottom - 1:
+                x = self.upsamples[s](x)
+            x = self.gates[s](skips[s], x)
+            out.append(x)
+        return out
+
+
+class BoundaryAwareUNet(nn.Module):
+    """Boundary-aware network of Myronenko & Hatamizadeh (2019); see the module docstring.
+
+    Configured wholly by constructor kwargs, which nnU-Net reads from the plans'
+    ``architecture.arch_kwargs`` (``input_channels``, ``num_classes`` and ``deep_supervision``
+    come from nnU-Net).
+
+    :param n_stages: resolution levels, bottom included (``len(strides)``).
+    :param features_per_stage: width of each level (paper: 16, 32, 64, 128, 256).
+    :param kernel_sizes: per-level kernel sizes (paper: 3 everywhere).
+    :param strides: per-level strides; ``strides[0]`` must be all ones (the initial
+        convolution keeps full resolution), ``strides[s]`` is the downsampling into level s.
+    :param n_blocks_per_stage: residual blocks per encoder level; the last entry is the bottom
+        (paper: 1 per level, 4 at the bottom).
+    """
+
+    def __init__(self,
+                 input_channels: int,
+                 num_classes: int,
+                 n_stages: int,
+                 features_per_stage: Union[int, Sequence[int]],
+                 conv_op: Type[_ConvNd],
+                 kernel_sizes: IntOrSeq,
+                 strides: IntOrSeq,
+                 n_blocks_per_stage: Union[int, Sequence[int]],
+                 conv_bias: bool = True,
+                 norm_op: Union[None, Type[nn.Module]] = None,
+                 norm_op_kwargs: dict = None,
+                 nonlin: Union[None, Type[nn.Module]] = None,
+                 nonlin_kwargs: dict = None,
+                 deep_supervision: bool = False):
+        super().__init__()
+        if n_stages < 2:
+            raise ValueError(f"BoundaryAwareUNet needs at least 2 stages, got n_stages={n_stages}")
+        dim = convert_conv_op_to_dim(conv_op)
+        features = [features_per_stage] * n_stages if isinstance(features_per_stage, int) \
+            else list(features_per_stage)
+        n_blocks = [n_blocks_per_stage] * n_stages if isinstance(n_blocks_per_stage, int) \
+            else list(n_blocks_per_stage)
+        kernel_sizes = _per_stage(kernel_sizes, n_stages, dim, 'kernel_sizes')
+        strides = _per_stage(strides, n_stages, dim, 'strides')
+        for name, value in (('features_per_stage', features), ('n_blocks_per_stage', n_blocks)):
+            if len(value) != n_stages:
+                raise ValueError(f"{name} needs one entry per stage ({n_stages}), got {value}")
+        if any(s != 1 for s in strides[0]):
+            raise ValueError(f"strides[0] must be all ones (the initial convolution keeps full resolution), "
+                             f"got {strides[0]}")
+        self.num_classes = num_classes
+        self.strides = strides
+        block_kwargs = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs,
+                            nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
+
+        self.encoder = ResidualEncoder(input_channels, features, conv_op, kernel_sizes, strides, n_blocks,
+                                       block_kwargs)
+        self.decoder = AdditiveDecoder(features, conv_op, kernel_sizes, strides, block_kwargs, deep_supervision)
+        self.boundary_stream = BoundaryStream(features, conv_op, kernel_sizes, strides, block_kwargs)
+        levels = range(n_stages - 1)
+        self.region_heads = nn.ModuleList(conv_op(2 * features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
+        self.boundary_heads = nn.ModuleList(conv_op(features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, BoundaryAwareOutput]:
+        skips = self.encoder(x)
+        # both lists run coarse to fine; heads are indexed by level (0 = full resolution)
+        decoded = self.decoder(skips)
+        stream = self.boundary_stream(skips)
+        levels = list(reversed(range(len(decoded))))
+        if not self.decoder.deep_supervision:
+            return self.region_heads[0](torch.cat((decoded[-1], stream[-1]), dim=1))
+        regions = [self.region_heads[s](torch.cat((d, b), dim=1)) for s, d, b in zip(levels, decoded, stream)]
+        boundary = [self.boundary_heads[s](b) for s, b in zip(levels, stream)]
+        return BoundaryAwareOutput(regions[::-1], boundary[::-1])
+
+    @staticmethod
+    def initialize(module: nn.Module) -> None:
+        """He initialisation, as nnU-Net does for its own networks (``network.apply(network.initialize)``)."""
+        InitWeights_He(1e-2)(module)
