@@ -1,0 +1,98 @@
+"""Small synthetic CT-like kidney/tumor volumes, written as an nnU-Net v2 raw dataset.
+
+Each case is an abdomen-like cross-section: air, a body ellipse of soft tissue with a rim of
+subcutaneous fat, a bright vertebra, two kidneys (ellipsoids with a bright cortex and darker
+medulla, as in the arterial phase) and a heterogeneous tumor growing out of one kidney's
+surface; partial-volume blur and noise on a Hounsfield-like scale. Labels follow KiTS19
+(0 background, 1 kidney, 2 tumor) and the dataset declares the two nested regions the
+boundary-aware network predicts. Everything is deterministic in ``seed``.
+"""
+import json
+import os
+from pathlib import Path
+from typing import Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from scipy.ndimage import gaussian_filter
+
+DATASET_JSON = {
+    "channel_names": {"0": "CT"},
+    "labels": {"background": 0, "kidney": [1, 2], "tumor": 2},
+    "regions_class_order": [1, 2],
+    "file_ending": ".nii.gz",
+}
+
+
+def _ellipsoid(grid: Sequence[np.ndarray], centre, radii) -> np.ndarray:
+    """Normalised squared distance; < 1 inside the ellipsoid."""
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii))
+
+
+def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """One case: ``(image in HU as float32, labels as uint8)``, both ``(z, y, x)``."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing='ij')
+    nz, ny, nx = shape
+    image = np.full(shape, -1000, np.float32)
+    body = _ellipsoid((y, x), (ny * 0.5, nx * 0.5), (ny * 0.42, nx * 0.47)) < 1
+    image[body] = -100 + rng.normal(0, 5)                      # subcutaneous fat
+    image[_ellipsoid((y, x), (ny * 0.5, nx * 0.5), (ny * 0.36, nx * 0.41)) < 1] = 45  # muscle / soft tissue
+    spine = _ellipsoid((y, x), (ny * 0.7, nx * 0.5), (ny * 0.08, nx * 0.07)) < 1
+    image[spine] = 500
+
+    labels = np.zeros(shape, np.uint8)
+    kidney_depth = np.zeros(shape, np.float32)
+    for side in (-1, 1):
+        centre = (nz * rng.uniform(0.42, 0.58), ny * rng.uniform(0.55, 0.65), nx * (0.5 + side * rng.uniform(0.2, 0.25)))
+        radii = (nz * rng.uniform(0.22, 0.3), ny * rng.uniform(0.1, 0.13), nx * rng.uniform(0.07, 0.09))
+        d = _ellipsoid((z, y, x), centre, radii)
+        labels[d < 1] = 1
+        kidney_depth = np.maximum(kidney_depth, np.clip(1 - d, 0, 1))
+    # tumor: a sphere centred near the surface of one kidney, so it bulges out of it
+    kidney_voxels = np.argwhere((labels == 1) & (kidney_depth < 0.25))
+    tumor_centre = kidney_voxels[rng.integers(len(kidney_voxels))]
+    tumor_radius = rng.uniform(0.06, 0.11) * min(ny, nx)
+    tumor = _ellipsoid((z, y, x), tumor_centre, (tumor_radius * 0.8, tumor_radius, tumor_radius)) < 1
+    labels[tumor & body] = 2
+
+    kidney = labels == 1
+    image[kidney] = 80 + 140 * np.clip(1 - kidney_depth[kidney] / 0.5, 0, 1)  # bright cortex, darker medulla
+    texture = gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), 1.5)
+    texture /= texture.std()
+    image[labels == 2] = 100 + 35 * texture[labels == 2]                        # heterogeneous tumor
+    image = gaussian_filter(image, 0.7)                                         # partial volume
+    image += rng.normal(0, 15, shape).astype(np.float32)                        # quantum noise
+    return image.astype(np.float32), labels
+
+
+def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
+    tmp = path.with_name('tmp_' + path.name)
+    sitk.WriteImage(img, str(tmp), useCompression=True)
+    os.replace(tmp, path)
+
+
+def write_synthetic_dataset(out_dir: Path, num_train: int = 20, num_test: int = 4,
+                            shape: Tuple[int, int, int] = (40, 64, 64),
+                            spacing_zyx: Tuple[float, float, float] = (2.0, 2.0, 2.0), seed: int = 0) -> Path:
+    """Write ``imagesTr``/``labelsTr`` (+ held-out ``imagesTs``/``labelsTs``) and ``dataset.json``
+    into ``out_dir`` (e.g. ``$nnUNet_raw/Dataset900_SyntheticKidney``). Existing cases are kept."""
+    out_dir = Path(out_dir)
+    for split, first, count in (('Tr', 0, num_train), ('Ts', num_train, num_test)):
+        (out_dir / f'images{split}').mkdir(parents=True, exist_ok=True)
+        (out_dir / f'labels{split}').mkdir(parents=True, exist_ok=True)
+        for i in range(first, first + count):
+            case = f'case_{i:05d}'
+            image_file = out_dir / f'images{split}' / f'{case}_0000.nii.gz'
+            label_file = out_dir / f'labels{split}' / f'{case}.nii.gz'
+            if image_file.exists() and label_file.exists():
+                continue
+            image, labels = synthetic_case(shape, seed * 100003 + i)
+            _write(image, spacing_zyx, image_file)
+            _write(labels, spacing_zyx, label_file)
+    dataset_json = dict(DATASET_JSON, name=out_dir.name, numTraining=num_train,
+                        description='Synthetic CT-like kidney/tumor phantoms (nnunet-boundary)')
+    (out_dir / 'dataset.json').write_text(json.dumps(dataset_json, indent=4) + '\n')
+    return out_dir

@@ -1,0 +1,86 @@
+"""The main job on embedded synthetic data: synthesize, plan, preprocess, 5-fold training,
+ensemble prediction with mirroring TTA, evaluation and an overlay, all through nnU-Net's own
+commands. Rerunning continues where an interrupted run stopped."""
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_boundary.data.synthetic import write_synthetic_dataset
+from nnunet_boundary.kits19.metrics import evaluate_folders
+from nnunet_boundary.kits19.overlay import save_overlay
+from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
+from nnunet_boundary.planning.templates import PLANS_NAME, load_template
+
+DATASET_ID = 900
+DATASET_NAME = 'Dataset900_SyntheticKidney'
+TRAINER = 'BoundaryTrainer_smoke'
+
+
+def _write_json_atomically(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=2) + '\n')
+    os.replace(tmp, path)
+
+
+def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'cpu', num_train: int = 20,
+             num_test: int = 4, n_proc: int = 2) -> dict:
+    out = Path(out).resolve()
+    raw, preprocessed, results = out / 'nnUNet_raw', out / 'nnUNet_preprocessed', out / 'nnUNet_results'
+    env = nnunet_environment(raw, preprocessed, results, n_proc=n_proc)
+    os.environ.update({k: env[k] for k in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results',
+                                           'nnUNet_def_n_proc', 'nnUNet_n_proc_DA', 'nnUNet_extTrainer')})
+    started = time.time()
+    step = lambda msg: print(f"[demo {time.time() - started:6.0f}s] {msg}", flush=True)
+
+    step(f"synthesizing {num_train} training + {num_test} test cases in {raw / DATASET_NAME}")
+    dataset = write_synthetic_dataset(raw / DATASET_NAME, num_train, num_test, shape=(32, 48, 48),
+                                      spacing_zyx=(2.5, 2.5, 2.5))
+
+    step("planning (nnU-Net fingerprint + planner + cpu_smoke template) and preprocessing")
+    from nnunet_boundary.planning.plan_and_preprocess import plan_and_preprocess
+    plan_and_preprocess(DATASET_ID, load_template('cpu_smoke'), num_processes=n_proc)
+
+    model_dir = results / DATASET_NAME / f'{TRAINER}__{PLANS_NAME}__3d_fullres'
+    for i, fold in enumerate(folds):
+        fold_dir = model_dir / f'fold_{fold}'
+        if (fold_dir / 'checkpoint_final.pth').exists():
+            step(f"fold {fold}: already trained, skipping")
+            continue
+        resume = ['--c'] if (fold_dir / 'checkpoint_latest.pth').exists() else []
+        step(f"fold {fold} ({i + 1}/{len(folds)}): nnUNetv2_train {DATASET_ID} 3d_fullres {fold} -tr {TRAINER} "
+             f"-p {PLANS_NAME} {' '.join(resume)}")
+        run_nnunet(['nnUNetv2_train', DATASET_ID, '3d_fullres', fold, '-tr', TRAINER, '-p', PLANS_NAME,
+                    '-device', device, *resume], env, out / 'logs' / f'train_fold_{fold}.log', prefix=f'  fold {fold}: ')
+
+    predictions = out / 'predictions_ensemble_tta'
+    step(f"predicting {num_test} held-out cases with the {len(folds)}-fold ensemble and mirroring TTA")
+    run_nnunet(['nnUNetv2_predict', '-i', dataset / 'imagesTs', '-o', predictions, '-d', DATASET_ID,
+                '-c', '3d_fullres', '-tr', TRAINER, '-p', PLANS_NAME, '-f', *folds, '-device', device,
+                '-npp', 1, '-nps', 1, '--continue_prediction', '--disable_progress_bar'],
+               env, out / 'logs' / 'predict.log', prefix='  ')
+
+    step("evaluating against the held-out labels")
+    metrics = evaluate_folders(predictions, dataset / 'labelsTs')
+    case = sorted(metrics['per_case'])[0]
+    read = lambda p: sitk.GetArrayFromImage(sitk.ReadImage(str(p)))
+    save_overlay(read(dataset / 'imagesTs' / f'{case}_0000.nii.gz'), read(dataset / 'labelsTs' / f'{case}.nii.gz'),
+                 read(predictions / f'{case}.nii.gz'), out / 'overlay.png',
+                 title=f'{case}: ground truth vs {len(folds)}-fold ensemble + TTA')
+    summary = {
+        'dataset': DATASET_NAME, 'trainer': TRAINER, 'plans': PLANS_NAME, 'folds': list(folds),
+        'held_out_cases': sorted(metrics['per_case']),
+        'mean': metrics['mean'], 'per_case': metrics['per_case'],
+        'region_dice': {'kidney_and_tumor': metrics['mean']['kidney_dice'], 'tumor': metrics['mean']['tumor_dice']},
+        'seconds': round(time.time() - started, 1), 'device': device,
+        'machine': f'{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}',
+    }
+    _write_json_atomically(summary, out / 'summary.json')
+    step(f"done: Dice kidney+tumor {summary['region_dice']['kidney_and_tumor']:.3f}, "
+         f"tumor {summary['region_dice']['tumor']:.3f}; wrote {out / 'summary.json'} and {out / 'overlay.png'}")
+    return summary

@@ -1,0 +1,29 @@
+"""Total loss of the boundary-aware network: region loss + weighted boundary loss (§3.3)."""
+from typing import List
+
+import torch
+from torch import nn
+
+from nnunet_boundary.losses.edges import region_edges
+from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
+
+
+class BoundaryAwareLoss(nn.Module):
+    """``region_loss(output, target) + boundary_weight * boundary_loss(output.boundary, edges(target))``.
+
+    Both losses take lists over deep-supervision scales (nnU-Net's ``DeepSupervisionWrapper``);
+    the edge targets are derived from the region targets of every scale on the fly.
+    """
+
+    def __init__(self, region_loss: nn.Module, boundary_loss: nn.Module, boundary_weight: float = 1.0):
+        super().__init__()
+        self.region_loss = region_loss
+        self.boundary_loss = boundary_loss
+        self.boundary_weight = boundary_weight
+
+    def forward(self, output: BoundaryAwareOutput, target: List[torch.Tensor]) -> torch.Tensor:
+        if not isinstance(output, BoundaryAwareOutput):
+            raise TypeError("BoundaryAwareLoss needs the network's deep-supervision output (a BoundaryAwareOutput); "
+                            f"got {type(output).__name__}. Is deep supervision enabled?")
+        edges = [region_edges(t) for t in target]
+        return self.region_loss(output, target) + self.boundary_weight * self.boundary_loss(output.boundary, edges)

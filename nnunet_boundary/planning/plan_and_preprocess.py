@@ -1,0 +1,51 @@
+"""Fingerprint, plan and preprocess a dataset for the boundary-aware network with nnU-Net's own
+machinery, then lay a plans template over nnU-Net's plans (see :mod:`.templates`)."""
+import json
+import os
+from pathlib import Path
+
+from nnunet_boundary.environment import require_nnunet_paths
+from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
+from nnunet_boundary.regions import kidney_tumor_regions
+
+
+def write_json_atomically(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=4) + '\n')
+    os.replace(tmp, path)
+
+
+def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3d_fullres',
+                        num_processes: int = 2, verify_dataset_integrity: bool = False,
+                        clean_fingerprint: bool = False, preprocess: bool = True) -> Path:
+    """Returns the path of the written ``nnUNetBoundaryPlans.json``."""
+    require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed')
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,
+                                                                      plan_experiment_dataset, preprocess_dataset)
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    try:
+        dataset_name = convert_id_to_dataset_name(dataset_id)
+    except RuntimeError as e:
+        raise NnUNetBoundaryError(f"dataset {dataset_id}: {e}") from None
+    dataset_json_file = Path(nnUNet_raw.get()) / dataset_name / 'dataset.json'
+    kidney_tumor_regions(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
+
+    extract_fingerprint_dataset(dataset_id, num_processes=num_processes,
+                                check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint)
+    if os.environ.get('nnUNet_n_proc_DA') == '0':
+        # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which rejects 0
+        os.environ['nnUNet_n_proc_DA'] = '1'
+    nnunet_plans, _ = plan_experiment_dataset(dataset_id, overwrite_plans_name=PLANS_NAME)
+    plans = apply_template(nnunet_plans, template, configuration)
+    config = plans['configurations'][configuration]
+    for note in patch_exceeds_image(config['patch_size'], config['median_image_size_in_voxels']):
+        print(f"WARNING: {note}")
+    plans_file = Path(nnUNet_preprocessed.get()) / dataset_name / f'{PLANS_NAME}.json'
+    write_json_atomically(plans, plans_file)
+    print(f"Wrote {plans_file} (configurations: {', '.join(plans['configurations'])})")
+    if preprocess:
+        preprocess_dataset(dataset_id, PLANS_NAME, (configuration,), (num_processes,))
+    return plans_file

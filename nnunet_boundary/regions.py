@@ -1,0 +1,47 @@
+"""The two nested regions the boundary-aware network predicts (KiTS19: kidney+tumor, tumor).
+
+Myronenko & Hatamizadeh (2019, §3.1) predict two sigmoid channels, region "kidney and tumor"
+and region "tumor", i.e. nnU-Net's region-based training with
+``"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}`` and
+``"regions_class_order": [1, 2]``.
+"""
+from typing import Tuple, Union
+
+from nnunet_boundary.errors import NnUNetBoundaryError
+
+Region = Union[int, Tuple[int, ...]]
+
+EXAMPLE = ('"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}, "regions_class_order": [1, 2]')
+
+
+def _as_set(region) -> set:
+    return set(region) if isinstance(region, (list, tuple)) else {region}
+
+
+def kidney_tumor_regions(dataset_json: dict, source: str = 'dataset.json') -> Tuple[Region, Region]:
+    """Check that ``dataset_json`` declares two nested regions and return them as nnU-Net keys them
+    (lists become tuples): ``(foreground_region, tumor_region)``.
+
+    :raises NnUNetBoundaryError: naming what is missing and showing the expected declaration.
+    """
+    labels = dataset_json.get('labels')
+    if not isinstance(labels, dict) or labels.get('background') != 0:
+        raise NnUNetBoundaryError(f"{source}: 'labels' must map 'background' to 0; expected {EXAMPLE}")
+    regions = [v for k, v in labels.items() if k not in ('background', 'ignore')]
+    if len(regions) != 2:
+        raise NnUNetBoundaryError(
+            f"{source}: the boundary-aware network predicts exactly two regions (kidney+tumor, tumor), "
+            f"found {len(regions)} foreground entries {regions}; expected {EXAMPLE}")
+    outer, inner = regions
+    if not (isinstance(outer, (list, tuple)) and len(set(outer)) > 1):
+        raise NnUNetBoundaryError(f"{source}: the first region must combine several labels (kidney+tumor), "
+                                  f"got {outer!r}; expected {EXAMPLE}")
+    if not _as_set(inner) < _as_set(outer):
+        raise NnUNetBoundaryError(f"{source}: the second region {inner!r} must lie inside the first {outer!r} "
+                                  f"(tumor inside kidney+tumor); expected {EXAMPLE}")
+    order = dataset_json.get('regions_class_order')
+    if not isinstance(order, (list, tuple)) or len(order) != 2:
+        raise NnUNetBoundaryError(f"{source}: 'regions_class_order' with two entries is required for "
+                                  f"region-based training, got {order!r}; expected {EXAMPLE}")
+    as_key = lambda r: tuple(r) if isinstance(r, list) else r
+    return as_key(outer), as_key(inner)

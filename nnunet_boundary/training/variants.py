@@ -1,0 +1,46 @@
+"""Variants of :class:`BoundaryTrainer` and the matching baseline, each a few lines, nnU-Net style."""
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
+from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
+
+from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+
+
+class BoundaryTrainer_Paper(BoundaryTrainer):
+    """The paper's recipe (§3.4): Adam, lr 5e-5 with poly decay (power 0.9, nnU-Net's
+    PolyLRScheduler), 300 epochs, Dice-only loss on the region outputs."""
+
+    _build_region_loss = nnUNetTrainerDiceLoss._build_loss
+    configure_optimizers = nnUNetTrainerVanillaAdam.configure_optimizers
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = 5e-5
+        self.num_epochs = 300
+
+
+class SmokeBudget:
+    """A short, explicit training budget shared by the boundary trainer and the baseline, for
+    CPU demos and tests: 5 epochs of 10 iterations, 2 validation iterations, checkpoint every epoch."""
+
+    def _set_smoke_budget(self):
+        self.num_epochs = 5
+        self.num_iterations_per_epoch = 10
+        self.num_val_iterations_per_epoch = 2
+        self.save_every = 1
+
+
+class BoundaryTrainer_smoke(SmokeBudget, BoundaryTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._set_smoke_budget()
+
+
+class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._set_smoke_budget()
