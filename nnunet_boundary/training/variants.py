@@ -23,11 +23,11 @@ class BoundaryTrainer_Paper(BoundaryTrainer):
 
 class SmokeBudget:
     """A short, explicit training budget shared by the boundary trainer and the baseline, for
-    CPU demos and tests: 5 epochs of 10 iterations, 2 validation iterations, checkpoint every epoch."""
+    CPU demos and tests: 10 epochs of 15 iterations, 2 validation iterations, checkpoint every epoch."""
 
     def _set_smoke_budget(self):
-        self.num_epochs = 5
-        self.num_iterations_per_epoch = 10
+        self.num_epochs = 10
+        self.num_iterations_per_epoch = 15
         self.num_val_iterations_per_epoch = 2
         self.save_every = 1
 
