@@ -1,0 +1,89 @@
+"""Trainer hooks without data: network from plans, loss composition, optimizer of each variant."""
+import pytest
+import torch
+
+from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
+from nnunet_boundary.planning.templates import apply_template, load_template
+from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.variants import BaselineTrainer_smoke, BoundaryTrainer_Paper, BoundaryTrainer_smoke
+from test_planning import nnunet_like_plans
+
+DATASET_JSON = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [1, 2],
+                'channel_names': {'0': 'CT'}, 'file_ending': '.nii.gz', 'numTraining': 4}
+
+
+@pytest.fixture
+def plans(monkeypatch, tmp_path):
+    monkeypatch.setenv('nnUNet_results', str(tmp_path))
+    monkeypatch.delenv('nnUNet_preprocessed', raising=False)
+    return apply_template(nnunet_like_plans(), load_template('cpu_smoke'))
+
+
+def make(trainer_class, plans, configuration='3d_fullres'):
+    trainer = trainer_class(dict(plans, continue_training=False), configuration, 0, DATASET_JSON,
+                            device=torch.device('cpu'))
+    trainer.network = trainer.build_network_architecture(
+        trainer.plans_manager, trainer.configuration_manager, 1, trainer.label_manager.num_segmentation_heads, True)
+    return trainer
+
+
+def fake_targets(trainer, batch=2):
+    patch = trainer.configuration_manager.patch_size
+    target = torch.zeros(batch, 2, *patch)
+    target[:, 0, 8:24, 8:24, 8:24] = 1
+    target[:, 1, 12:18, 12:18, 12:18] = 1
+    scales = trainer._get_deep_supervision_scales()
+    return [torch.nn.functional.interpolate(target, scale_factor=[float(s) for s in sc], mode='nearest-exact')
+            for sc in scales]
+
+
+@pytest.mark.parametrize('trainer_class', [BoundaryTrainer, BoundaryTrainer_smoke, BoundaryTrainer_Paper])
+def test_loss_composes_on_the_networks_training_output(trainer_class, plans):
+    trainer = make(trainer_class, plans)
+    loss = trainer._build_loss()
+    assert isinstance(loss, BoundaryAwareLoss)
+    assert loss.boundary_loss.weight_factors == loss.region_loss.weight_factors
+    patch = trainer.configuration_manager.patch_size
+    value = loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer))
+    value.backward()
+    assert torch.isfinite(value)
+    assert trainer.network.boundary_heads[0].weight.grad.abs().sum() > 0
+
+
+def test_paper_variant_uses_adam_and_a_dice_only_region_loss(plans):
+    trainer = make(BoundaryTrainer_Paper, plans)
+    optimizer, scheduler = trainer.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]['lr'] == 5e-5
+    assert trainer.num_epochs == 300 and scheduler.exponent == 0.9
+    assert type(trainer._build_loss().region_loss.loss).__name__ == 'MemoryEfficientSoftDiceLoss'
+    assert type(make(BoundaryTrainer, plans)._build_loss().region_loss.loss).__name__ == 'DC_and_BCE_loss'
+
+
+def test_boundary_and_baseline_smoke_budgets_are_identical(plans):
+    boundary = make(BoundaryTrainer_smoke, plans)
+    baseline = BaselineTrainer_smoke(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
+                                     device=torch.device('cpu'))
+    for attribute in ('num_epochs', 'num_iterations_per_epoch', 'num_val_iterations_per_epoch', 'initial_lr',
+                      'weight_decay'):
+        assert getattr(boundary, attribute) == getattr(baseline, attribute)
+    assert boundary.configuration_manager.patch_size == baseline.configuration_manager.patch_size
+    assert boundary.configuration_manager.batch_size == baseline.configuration_manager.batch_size
+
+
+def test_boundary_trainer_refuses_plans_without_the_boundary_network(plans):
+    with pytest.raises(NnUNetBoundaryError, match='nnunet_boundary_plan_and_preprocess'):
+        make(BoundaryTrainer, plans, '3d_fullres_baseline')
+
+
+def test_boundary_trainer_refuses_a_dataset_without_regions(plans):
+    labels_only = dict(DATASET_JSON, labels={'background': 0, 'kidney': 1, 'tumor': 2})
+    with pytest.raises(NnUNetBoundaryError, match='combine several labels'):
+        BoundaryTrainer(dict(plans, continue_training=False), '3d_fullres', 0, labels_only, torch.device('cpu'))
+
+
+def test_deep_supervision_is_required(plans):
+    trainer = make(BoundaryTrainer, plans)
+    trainer.enable_deep_supervision = False
+    with pytest.raises(NnUNetBoundaryError, match='deep supervision'):
+        trainer._build_loss()
