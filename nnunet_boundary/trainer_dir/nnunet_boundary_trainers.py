@@ -3,4 +3,4 @@ by name; they live in the installed ``nnunet_boundary`` package. ``nnunet_bounda
 prints this folder's path."""
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer  # noqa: F401
 from nnunet_boundary.training.variants import (  # noqa: F401
-    BaselineTrainer_smoke, BoundaryTrainer_Paper, BoundaryTrainer_smoke)
+    BaselineTrainer_cpu, BaselineTrainer_smoke, BoundaryTrainer_cpu, BoundaryTrainer_Paper, BoundaryTrainer_smoke)

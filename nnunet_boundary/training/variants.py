@@ -44,3 +44,40 @@ class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
                  device: torch.device = torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self._set_smoke_budget()
+
+
+class CpuBudget:
+    """The CPU-scale benchmark budget (``benchmarks/kits19_phantom_cpu``), shared by the boundary
+    trainer and the baseline: 6 epochs of 8 iterations (48 steps at the plans' patch and batch),
+    1 validation iteration per epoch, checkpoint every epoch, nnU-Net's default augmentation.
+
+    nnU-Net's end-of-training validation of the fold's held-out cases runs without mirroring
+    (8x cheaper on CPU); the checkpoints keep the mirroring axes, so ``nnUNetv2_predict`` still
+    applies mirroring TTA unless told ``--disable_tta``."""
+
+    def _set_cpu_budget(self):
+        self.num_epochs = 6
+        self.num_iterations_per_epoch = 8
+        self.num_val_iterations_per_epoch = 1
+        self.save_every = 1
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        mirror_axes, self.inference_allowed_mirroring_axes = self.inference_allowed_mirroring_axes, None
+        try:
+            super().perform_actual_validation(save_probabilities)
+        finally:
+            self.inference_allowed_mirroring_axes = mirror_axes
+
+
+class BoundaryTrainer_cpu(CpuBudget, BoundaryTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._set_cpu_budget()
+
+
+class BaselineTrainer_cpu(CpuBudget, nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._set_cpu_budget()
