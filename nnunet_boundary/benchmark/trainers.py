@@ -1,0 +1,33 @@
+"""Which nnU-Net configuration a trainer runs, and where nnU-Net keeps its models."""
+import os
+from pathlib import Path
+
+from nnunet_boundary.environment import TRAINER_DIR
+from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
+from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+
+
+def find_trainer_class(name: str) -> type:
+    """The trainer class nnUNetv2_train would use for ``-tr name`` (our trainer folder included)."""
+    entries = [p for p in os.environ.get('nnUNet_extTrainer', '').split(os.pathsep) if p]
+    if str(TRAINER_DIR) not in entries:
+        os.environ['nnUNet_extTrainer'] = os.pathsep.join([str(TRAINER_DIR)] + entries)
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    try:
+        trainer = recursive_find_trainer_class_by_name(name)
+    except Exception as e:  # nnU-Net raises a bare RuntimeError with its own wording
+        raise NnUNetBoundaryError(f"unknown trainer '{name}': {e}") from None
+    if trainer is None:
+        raise NnUNetBoundaryError(f"unknown trainer '{name}' (neither nnU-Net's nor nnunet_boundary's)")
+    return trainer
+
+
+def configuration_for(trainer: type) -> str:
+    """Boundary trainers run ``3d_fullres`` (the boundary-aware network), every other trainer the
+    baseline configuration (nnU-Net's PlainConvUNet on the same preprocessed data)."""
+    return '3d_fullres' if issubclass(trainer, BoundaryTrainer) else BASELINE_CONFIGURATION
+
+
+def model_folder(results: Path, dataset_name: str, trainer_name: str, configuration: str) -> Path:
+    return Path(results) / dataset_name / f'{trainer_name}__{PLANS_NAME}__{configuration}'

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Speed and memory only: boundary trainer vs baseline trainer (train step, prediction per case,
+peak memory, parameters, FLOPs per patch, and sampler throughput), as ratios boundary / baseline.
+
+On CUDA (``--device cuda``) the networks are the paper's (plans template ``kits19_176``: patch
+176^3, batch 1, widths 16-256; baseline nnU-Net's PlainConvUNet with its default widths 32-320)
+with nnU-Net's AMP; on CPU the dataset's own plans (e.g. the ``kits19_cpu`` template's 48^3).
+Needs a dataset planned and preprocessed with ``nnunet_boundary_plan_and_preprocess`` and the
+nnU-Net folder variables. Example::
+
+    python scripts/speed_memory.py -d 913 --device cuda --out speed_cuda.json
+"""
+import argparse
+import json
+import os
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+
+from nnunet_boundary.benchmark.report import speed_table, speed_targets
+from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
+from nnunet_boundary.cli.errors import exits_cleanly
+from nnunet_boundary.environment import require_nnunet_paths
+from nnunet_boundary.nnunet_commands import nnunet_environment
+from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME, baseline_architecture, load_template
+
+NNUNET_3D_WIDTHS = [32, 320]  # nnU-Net's 3D default: 32 features at full resolution, at most 320
+
+
+def plans_with_template(plans: dict, template: dict) -> dict:
+    """The dataset's plans with the template's network, patch and batch (spacing and data unchanged,
+    so the preprocessed cases are reused; patches larger than a case are zero-padded by nnU-Net)."""
+    plans = deepcopy(plans)
+    plans['configurations']['3d_fullres'].update(patch_size=list(template['patch_size']),
+                                                 batch_size=int(template['batch_size']),
+                                                 architecture=deepcopy(template['architecture']))
+    nnunet_architecture = deepcopy(plans['configurations'][BASELINE_CONFIGURATION]['architecture'])
+    nnunet_architecture['arch_kwargs']['features_per_stage'] = NNUNET_3D_WIDTHS
+    plans['configurations'][BASELINE_CONFIGURATION]['architecture'] = baseline_architecture(nnunet_architecture,
+                                                                                           template)
+    return plans
+
+
+@exits_cleanly
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('-d', type=int, required=True, help='dataset ID (planned and preprocessed)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--template', help='plans template for the networks, patch and batch (default: kits19_176 '
+                                           'on CUDA, the dataset plans on CPU)')
+    parser.add_argument('--trainers', nargs=2, default=['BoundaryTrainer_cpu', 'BaselineTrainer_cpu'],
+                        metavar=('BOUNDARY', 'BASELINE'), help='trainer classes (their budget is irrelevant here)')
+    parser.add_argument('--rounds', type=int, default=2, help='fresh processes per model, interleaved (default 2)')
+    parser.add_argument('--steps', type=int, default=12, help='timed train steps per process (default 12)')
+    parser.add_argument('--out', type=Path, help='write the measurements as JSON here')
+    args = parser.parse_args(argv)
+    require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed')
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    folder = Path(os.environ['nnUNet_preprocessed']) / convert_id_to_dataset_name(args.d)
+    template = args.template or ('kits19_176' if args.device == 'cuda' else None)
+    plans = json.loads((folder / f'{PLANS_NAME}.json').read_text())
+    plans = plans_with_template(plans, load_template(template)) if template else None
+    case = sorted(p.name[:-len('.pkl')] for p in (folder / f'{PLANS_NAME}_3d_fullres').glob('*.pkl'))[0]
+    env = nnunet_environment(Path(os.environ['nnUNet_raw']), folder.parent,
+                             Path(os.environ.get('nnUNet_results', folder.parent / 'speed_results')))
+    results = measure_speed(*args.trainers, args.d, case, env, device=args.device, rounds=args.rounds,
+                            steps_per_round=args.steps, plans=plans)
+    results['loader'] = loader_throughput(args.trainers[0], args.d, plans=plans)
+    results['speed_targets'] = speed_targets(results)
+    results['template'] = template or 'dataset plans'
+    print('\n'.join(speed_table(results)))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + '\n')
+
+
+if __name__ == '__main__':
+    main()
