@@ -13,9 +13,8 @@ KiTS19 NIfTI header, so that it overlays the original CT voxel for voxel.
 """
 import json
 import os
-import re
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, List, Sequence
 
 import nibabel as nib
 import numpy as np
