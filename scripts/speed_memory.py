@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     parser.add_argument('--trainers', nargs=2, default=['BoundaryTrainer_cpu', 'BaselineTrainer_cpu'],
                         metavar=('BOUNDARY', 'BASELINE'), help='trainer classes (their budget is irrelevant here)')
     parser.add_argument('--rounds', type=int, default=2, help='fresh processes per model, interleaved (default 2)')
-    parser.add_argument('--steps', type=int, default=12, help='timed train steps per process (default 12)')
+    parser.add_argument('--steps', type=int, default=10, help='timed train steps per process (default 10)')
     parser.add_argument('--out', type=Path, help='write the measurements as JSON here')
     args = parser.parse_args(argv)
     require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed')

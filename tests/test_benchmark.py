@@ -2,6 +2,7 @@
 report assembly, speed-measurement plumbing. No training, no wall-clock assertions."""
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -17,8 +18,9 @@ CASES = ['case_00010', 'case_00011', 'case_00012']
 
 
 def fake_metrics(offset: float) -> dict:
-    per_case = {c: {'kidney_dice': 0.9 + offset, 'tumor_dice': 0.5 + offset + 0.1 * i, 'composite_dice': 0.7 + offset,
-                    'kidney_nsd': 0.8 + offset, 'tumor_nsd': 0.4 + offset, 'kidney_hd95': 4.0, 'tumor_hd95': float('inf')}
+    per_case = {c: {'kidney_dice': 0.9 + offset, 'tumor_dice': 0.5 + offset + 0.1 * i,
+                    'composite_dice': 0.7 + offset, 'kidney_nsd': 0.8 + offset, 'tumor_nsd': 0.4 + offset,
+                    'kidney_hd95': 4.0, 'tumor_hd95': float('inf')}
                 for i, c in enumerate(CASES)}
     mean = {m: sum(v[m] for v in per_case.values()) / len(per_case) for m in report.METRICS}
     return {'per_case': per_case, 'mean': mean}
@@ -62,7 +64,8 @@ def test_fold_action_and_training_skips_finished_folds(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(folds, 'run_nnunet', lambda args, env, log_file, prefix='': calls.append(list(args)))
-    done = folds.train_folds(5, 'BoundaryTrainer_cpu', '3d_fullres', model, [0, 1, 2, 3], {}, tmp_path, log=lambda m: None)
+    done = folds.train_folds(5, 'BoundaryTrainer_cpu', '3d_fullres', model, [0, 1, 2, 3], {}, tmp_path,
+                             log=lambda m: None)
     assert done == {0: 'done', 1: 'validate', 2: 'resume', 3: 'train'}
     assert [c[3] for c in calls] == [1, 2, 3]
     assert calls[0][-1] == '--val' and calls[1][-1] == '--c' and calls[2][-1] == 'cpu'
@@ -77,9 +80,8 @@ def test_predictions_use_the_papers_two_settings_and_a_complete_cache(tmp_path, 
         (labels / f'{c}.nii.gz').touch()
     calls = []
     monkeypatch.setattr(predictions, 'run_nnunet', lambda args, env, log_file, prefix='': calls.append(list(args)))
-    with pytest.raises(ImportError):  # stops at evaluation: no metrics module stub, but the command is checked
-        import sys
-        monkeypatch.setitem(sys.modules, 'nnunet_boundary.kits19.metrics', None)
+    monkeypatch.setitem(sys.modules, 'nnunet_boundary.kits19.metrics', None)  # stop at the evaluation
+    with pytest.raises(ImportError):
         predictions.predict_and_evaluate(7, 'B', '3d_fullres', 'single', [0, 1, 2], tmp_path / 'imagesTs', labels,
                                          tmp_path / 'single', {}, tmp_path, log=lambda m: None)
     single = calls[0]
@@ -92,11 +94,13 @@ def test_predictions_use_the_papers_two_settings_and_a_complete_cache(tmp_path, 
                                               tmp_path / 'ens', {}, tmp_path, log=lambda m: None)
     assert calls == [] and result['seconds'] == 12.0
     assert predictions.mode_folds('ensemble_tta', [0, 1, 2]) == [0, 1, 2]
+    assert predictions.output_name('ensemble_tta', [0, 1, 2]) == 'ensemble_tta_folds_0-1-2'
+    assert predictions.output_name('single', [0, 1, 2]) == 'single_fold_0'
 
 
 def test_results_table_json_and_plot_from_fake_metrics(tmp_path):
-    rows = [report.accuracy_row('BoundaryTrainer_cpu', '3d_fullres', mode, {'metrics': fake_metrics(0.01), 'seconds': 5.0})
-            for mode in ('single', 'ensemble_tta')]
+    rows = [report.accuracy_row('BoundaryTrainer_cpu', '3d_fullres', mode,
+                                {'metrics': fake_metrics(0.01), 'seconds': 5.0}) for mode in ('single', 'ensemble_tta')]
     rows += [report.accuracy_row('BaselineTrainer_cpu', '3d_fullres_baseline', mode,
                                  {'metrics': fake_metrics(0.0), 'seconds': 4.0}) for mode in ('single', 'ensemble_tta')]
     targets = report.accuracy_targets(rows, 'BoundaryTrainer_cpu', 'BaselineTrainer_cpu')

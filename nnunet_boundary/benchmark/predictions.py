@@ -31,6 +31,13 @@ def mode_folds(mode: str, folds: Sequence[int]) -> List[int]:
     return list(folds) if chosen is None else chosen
 
 
+def output_name(mode: str, folds: Sequence[int]) -> str:
+    """Folder name of a setting's predictions, naming its folds (a rerun with other folds never
+    reuses them), e.g. ``single_fold_0`` or ``ensemble_tta_folds_0-1-2-3-4``."""
+    used = mode_folds(mode, folds)
+    return f"{mode}_fold{'s' if len(used) > 1 else ''}_{'-'.join(map(str, used))}"
+
+
 def predict_and_evaluate(dataset_id: int, trainer_name: str, configuration: str, mode: str, folds: Sequence[int],
                          images_ts: Path, labels_ts: Path, out_dir: Path, env: Dict[str, str], log_dir: Path,
                          device: str = 'cpu', file_ending: str = '.nii.gz',

@@ -137,14 +137,15 @@ def plot_per_case(rows: Sequence[dict], path: Path,
     import matplotlib.pyplot as plt
 
     cases = sorted(rows[0]['per_case'])
+    trainers = sorted({r['trainer'] for r in rows})
     fig, axes = plt.subplots(2, math.ceil(len(metrics) / 2), figsize=(5 * math.ceil(len(metrics) / 2), 7.5),
                              squeeze=False)
     markers = {'single': 'o', 'ensemble_tta': 's'}
     for ax, metric in zip(axes.flat, metrics):
         for i, row in enumerate(rows):
             values = [row['per_case'].get(c, {}).get(metric, float('nan')) for c in cases]
-            ax.plot(range(len(cases)), values, marker=markers.get(row['mode'], 'x'), linestyle='-' if
-                    row['mode'] == 'ensemble_tta' else ':', color=f'C{sorted({r["trainer"] for r in rows}).index(row["trainer"])}',
+            ax.plot(range(len(cases)), values, marker=markers.get(row['mode'], 'x'),
+                    linestyle='-' if row['mode'] == 'ensemble_tta' else ':', color=f'C{trainers.index(row["trainer"])}',
                     label=f"{row['trainer']}, {row['mode']}")
         ax.set_title(METRIC_LABELS[metric])
         ax.set_xticks(range(len(cases)), [c.replace('case_', '') for c in cases], rotation=90, fontsize=7)

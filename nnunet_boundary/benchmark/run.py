@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from nnunet_boundary.benchmark.folds import train_folds
+from nnunet_boundary.benchmark import predictions
 from nnunet_boundary.benchmark.predictions import MODES, predict_and_evaluate, test_cases, write_json_atomically
 from nnunet_boundary.benchmark.report import accuracy_row, accuracy_targets, write_results
 from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
@@ -25,7 +26,6 @@ from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 
 def environment_summary(device: str, command: str) -> dict:
     """Versions and machine, for the report."""
-    import nnunetv2  # noqa: F401  (version via metadata)
     from importlib.metadata import version
     try:
         commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=Path(__file__).parent, text=True,
@@ -75,18 +75,21 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
     baseline = next((n for n in trainers if not issubclass(find_trainer_class(n), BoundaryTrainer)), None)
     log(f"{dataset_name}: trainers {configurations}, folds {list(folds)}, {len(cases)} test cases, out {out}")
 
-    fold_status = {}
-    for name in trainers:
-        fold_status[name] = train_folds(dataset_id, name, configurations[name],
-                                        model_folder(Path(os.environ['nnUNet_results']), dataset_name, name,
-                                                     configurations[name]),
-                                        folds, env, out / 'logs', device, log)
+    # fold by fold, boundary and baseline back to back, so that a shared machine's load hits both alike
+    fold_status = {name: {} for name in trainers}
+    for fold in folds:
+        for name in trainers:
+            fold_status[name].update(train_folds(
+                dataset_id, name, configurations[name],
+                model_folder(Path(os.environ['nnUNet_results']), dataset_name, name, configurations[name]),
+                [fold], env, out / 'logs', device, log))
     rows = []
     for mode in MODES:
         for name in trainers:
-            evaluation = predict_and_evaluate(dataset_id, name, configurations[name], mode, folds, raw / 'imagesTs',
-                                              raw / 'labelsTs', out / 'predictions' / name / mode, env, out / 'logs',
-                                              device, file_ending, log)
+            evaluation = predict_and_evaluate(
+                dataset_id, name, configurations[name], mode, folds, raw / 'imagesTs', raw / 'labelsTs',
+                out / 'predictions' / name / predictions.output_name(mode, folds), env, out / 'logs', device,
+                file_ending, log)
             rows.append(accuracy_row(name, configurations[name], mode, evaluation))
     results = {'dataset': dataset_name, 'dataset_id': dataset_id, 'plans': PLANS_NAME, 'folds': list(folds),
                'test_cases': cases, 'trainers': {n: {'configuration': configurations[n], 'folds': fold_status[n]}

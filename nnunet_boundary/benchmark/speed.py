@@ -165,7 +165,7 @@ def ratios(boundary: dict, baseline: dict) -> Dict[str, float]:
 
 
 def measure_speed(boundary: str, baseline: str, dataset_id: int, predict_case: str, env: Dict[str, str],
-                  fold: int = 0, device: str = 'cpu', rounds: int = 2, steps_per_round: int = 12, warmup: int = 3,
+                  fold: int = 0, device: str = 'cpu', rounds: int = 2, steps_per_round: int = 10, warmup: int = 2,
                   predict_repeats: int = 2, plans: Optional[dict] = None,
                   log: Callable[[str], None] = print) -> dict:
     """Per-model summaries and boundary/baseline ratios, one fresh process per model and round."""
@@ -206,13 +206,15 @@ def loader_throughput(boundary: str, dataset_id: int, fold: int = 0, batches_per
         'tumor_weighted': TumorWeightedDataLoader(*common, tumor_region=trainer.tumor_region,
                                                   foreground_region=trainer.foreground_region,
                                                   p_tumor=trainer.p_tumor, p_foreground=trainer.p_foreground),
-        'nnunet_default': nnUNetDataLoader(*common, oversample_foreground_percent=trainer.oversample_foreground_percent),
+        'nnunet_default': nnUNetDataLoader(*common,
+                                           oversample_foreground_percent=trainer.oversample_foreground_percent),
     }
     seconds = {name: 0.0 for name in loaders}
     for block in range(blocks):
         order = list(loaders) if block % 2 == 0 else list(loaders)[::-1]
         for name in order:
-            seconds[name] += sum(time_calls(loaders[name].generate_train_batch, batches_per_block, 1 if block == 0 else 0,
+            warmup = 1 if block == 0 else 0
+            seconds[name] += sum(time_calls(loaders[name].generate_train_batch, batches_per_block, warmup,
                                             torch.device('cpu')))
         log(f"loader throughput: block {block + 1}/{blocks}")
     per_second = {name: blocks * batches_per_block / s for name, s in seconds.items()}

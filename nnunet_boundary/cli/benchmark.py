@@ -17,7 +17,8 @@ def main(argv=None) -> None:
                     "without TTA and with the fold ensemble plus mirroring TTA (nnUNetv2_predict), evaluate with the "
                     "KiTS metrics against labelsTs, and measure speed and memory. Writes OUT/results.json, "
                     "OUT/RESULTS.md and OUT/benchmark.png. Needs nnUNet_raw, nnUNet_preprocessed, nnUNet_results.")
-    parser.add_argument('-d', type=int, required=True, help='dataset ID (planned with nnunet_boundary_plan_and_preprocess)')
+    parser.add_argument('-d', type=int, required=True,
+                        help='dataset ID (planned with nnunet_boundary_plan_and_preprocess)')
     parser.add_argument('--folds', type=int, nargs='+', default=[0, 1, 2, 3, 4],
                         help='cross-validation folds to train and ensemble (default 0 1 2 3 4; must include 0)')
     parser.add_argument('--trainers', nargs='+', default=['BoundaryTrainer_cpu', 'BaselineTrainer_cpu'],
