@@ -1,11 +1,12 @@
 """Overlay PNGs: size, default slice, CLI on KiTS19-style files."""
 import numpy as np
+import SimpleITK as sitk
 import pytest
 from matplotlib.image import imread
 
 from nnunet_boundary.cli.overlay import main
 from nnunet_boundary.kits19.io import write_kits_nifti
-from nnunet_boundary.kits19.overlay import default_slice, region_boundary, save_overlay
+from nnunet_boundary.kits19.overlay import default_slice, lps_array, region_boundary, save_overlay
 
 
 def volumes(shape=(12, 40, 40)):
@@ -52,3 +53,18 @@ def test_cli_on_kits_files(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args + ['--slice', '99', '-o', str(tmp_path / 'x.png')])
     assert exit_info.value.code == 2 and '--slice 99' in capsys.readouterr().err
+
+
+def test_lps_array_puts_axial_slices_first(tmp_path):
+    write_kits_nifti(np.zeros((6, 20, 30), np.int16), (3.0, 1.0, 0.5), tmp_path / 'img.nii.gz')
+    array, spacing = lps_array(sitk.ReadImage(str(tmp_path / 'img.nii.gz')))
+    assert array.shape == (6, 20, 30) and spacing == (3.0, 1.0, 0.5)
+
+
+def test_label_map_of_another_grid_is_refused(tmp_path, capsys):
+    image, gt = volumes()
+    write_kits_nifti(image, (3.0, 1.0, 1.0), tmp_path / 'img.nii.gz')
+    write_kits_nifti(gt, (2.0, 1.0, 1.0), tmp_path / 'seg.nii.gz')
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / 'img.nii.gz'), str(tmp_path / 'seg.nii.gz'), '-o', str(tmp_path / 'o.png')])
+    assert 'differ in spacing' in capsys.readouterr().err

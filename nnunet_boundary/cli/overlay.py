@@ -2,24 +2,21 @@
 import argparse
 from pathlib import Path
 
-import SimpleITK as sitk
-
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.kits19.io import KiTS19Error, geometry_mismatch, read_image
-from nnunet_boundary.kits19.overlay import save_overlay
+from nnunet_boundary.kits19.overlay import lps_array, save_overlay
 
 
 def _axial_arrays(image_path: Path, label_paths):
-    """Arrays (z, y, x) in LPS orientation (rows anterior -> posterior, columns right -> left), spacing."""
+    """LPS-oriented (z, y, x) arrays of the image and label maps, after checking they share one grid."""
     image = read_image(image_path, image_path.name)
-    arrays = [sitk.GetArrayFromImage(sitk.DICOMOrient(image, 'LPS'))]
-    for path in label_paths:
-        labels = read_image(path, path.name)
+    label_maps = [read_image(path, path.name) for path in label_paths]
+    for path, labels in zip(label_paths, label_maps):
         mismatch = geometry_mismatch(image, labels)
         if mismatch:
             raise KiTS19Error(f'{path} and {image_path} differ in {mismatch}; pass a label map of this image')
-        arrays.append(sitk.GetArrayFromImage(sitk.DICOMOrient(labels, 'LPS')))
-    return arrays, sitk.DICOMOrient(image, 'LPS').GetSpacing()[::-1]
+    array, spacing = lps_array(image)
+    return [array] + [lps_array(labels)[0] for labels in label_maps], spacing
 
 
 def _case_name(path: Path) -> str:

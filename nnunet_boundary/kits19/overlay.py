@@ -9,10 +9,11 @@ left). The optional boundary panels show the morphological gradient (dilation mi
 of the kidney and tumor regions: the edges a boundary-aware network is trained to find.
 """
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import matplotlib
 import numpy as np
+import SimpleITK as sitk
 from scipy.ndimage import binary_dilation, binary_erosion
 
 from nnunet_boundary.kits19.io import atomic_output
@@ -22,6 +23,15 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 
 CT_WINDOW = (-200, 300)
 REGION_COLOURS = {'kidney': (1.0, 0.15, 0.15), 'tumor': (0.1, 0.9, 0.2)}
+
+
+def lps_array(image: sitk.Image) -> Tuple[np.ndarray, Tuple[float, float, float]]:
+    """(z, y, x) array and spacing of an image reoriented to LPS, the layout :func:`save_overlay` expects.
+
+    Needed for files in KiTS19 geometry, whose plain SimpleITK array has the left-right axis first.
+    """
+    oriented = sitk.DICOMOrient(image, 'LPS')
+    return sitk.GetArrayFromImage(oriented), tuple(oriented.GetSpacing()[::-1])
 
 
 def default_slice(gt: np.ndarray) -> int:
