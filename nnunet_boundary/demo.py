@@ -15,7 +15,7 @@ from nnunet_boundary.data.synthetic import write_synthetic_dataset
 from nnunet_boundary.kits19.metrics import evaluate_folders
 from nnunet_boundary.kits19.overlay import save_overlay
 from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
-from nnunet_boundary.planning.templates import PLANS_NAME, load_template
+from nnunet_boundary.planning.templates import PLANS_NAME
 
 DATASET_ID = 900
 DATASET_NAME = 'Dataset900_SyntheticKidney'
@@ -33,8 +33,6 @@ def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'c
     out = Path(out).resolve()
     raw, preprocessed, results = out / 'nnUNet_raw', out / 'nnUNet_preprocessed', out / 'nnUNet_results'
     env = nnunet_environment(raw, preprocessed, results, n_proc=n_proc)
-    os.environ.update({k: env[k] for k in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results',
-                                           'nnUNet_def_n_proc', 'nnUNet_n_proc_DA', 'nnUNet_extTrainer')})
     started = time.time()
     step = lambda msg: print(f"[demo {time.time() - started:6.0f}s] {msg}", flush=True)
 
@@ -43,8 +41,8 @@ def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'c
                                       spacing_zyx=(2.5, 2.5, 2.5))
 
     step("planning (nnU-Net fingerprint + planner + cpu_smoke template) and preprocessing")
-    from nnunet_boundary.planning.plan_and_preprocess import plan_and_preprocess
-    plan_and_preprocess(DATASET_ID, load_template('cpu_smoke'), num_processes=n_proc)
+    run_nnunet(['nnunet_boundary_plan_and_preprocess', '-d', DATASET_ID, '--template', 'cpu_smoke', '-np', n_proc],
+               env, out / 'logs' / 'plan_and_preprocess.log')
 
     model_dir = results / DATASET_NAME / f'{TRAINER}__{PLANS_NAME}__3d_fullres'
     for i, fold in enumerate(folds):
