@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+from nnunet_boundary.checks.dataset_integrity import check_raw_dataset
 from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
@@ -32,6 +33,8 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
         raise NnUNetBoundaryError(f"dataset {dataset_id}: {e}") from None
     dataset_json_file = Path(nnUNet_raw.get()) / dataset_name / 'dataset.json'
     kidney_tumor_regions(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
+    for note in check_raw_dataset(dataset_json_file.parent, num_processes):
+        print(f"NOTE: {note}")
 
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes,
                                 check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint)

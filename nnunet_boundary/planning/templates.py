@@ -106,8 +106,11 @@ def baseline_architecture(nnunet_architecture: dict, template: dict) -> dict:
 
 
 def patch_exceeds_image(patch_size: Sequence[int], median_shape: Sequence[float]) -> List[str]:
-    """Human-readable notes for axes where the patch is larger than the median image."""
-    return [f"axis {a}: patch {p} > median image size {m:.0f} voxels (nnU-Net pads such cases with zeros)"
+    """Human-readable notes for axes where the patch is larger than the median image, saying what happens."""
+    return [f"axis {a}: patch {p} > median image size {m:.0f} voxels. nnU-Net pads every case smaller than the patch "
+            f"on this axis (with zeros after normalisation; padded voxels count as background) for training crops and "
+            f"for the sliding window, so training and prediction run but spend compute on padding. To avoid it, use a "
+            f"patch of at most {int(m)} on axis {a} that the strides divide."
             for a, (p, m) in enumerate(zip(patch_size, median_shape)) if p > m]
 
 
