@@ -81,7 +81,9 @@ def load_trainer(trainer_name: str, dataset_id: int, fold: int, device: torch.de
     plans = plans or json.loads((folder / f'{PLANS_NAME}.json').read_text())
     dataset_json = json.loads((folder / 'dataset.json').read_text())
     trainer_class = find_trainer_class(trainer_name)
-    trainer = trainer_class(plans, configuration_for(trainer_class), fold, dataset_json, device)
+    # nnU-Net 2.8's trainer pops this flag, which nnUNetv2_train puts into the plans
+    trainer = trainer_class(dict(plans, continue_training=False), configuration_for(trainer_class), fold,
+                            dataset_json, device)
     trainer.initialize()
     return trainer
 
@@ -195,13 +197,13 @@ def loader_throughput(boundary: str, dataset_id: int, fold: int = 0, batches_per
     from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedDataLoader
 
     folder = Path(nnUNet_preprocessed.get()) / convert_id_to_dataset_name(dataset_id)
-    plans = plans or json.loads((folder / f'{PLANS_NAME}.json').read_text())
+    plans = dict(plans or json.loads((folder / f'{PLANS_NAME}.json').read_text()), continue_training=False)
     trainer = find_trainer_class(boundary)(plans, '3d_fullres', fold, json.loads((folder / 'dataset.json').read_text()),
                                            torch.device('cpu'))
     dataset, _ = trainer.get_tr_and_val_datasets()
     _, _, initial_patch, _ = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-    common = (dataset, trainer.batch_size, initial_patch, trainer.configuration_manager.patch_size,
-              trainer.label_manager)
+    configuration = trainer.configuration_manager
+    common = (dataset, configuration.batch_size, initial_patch, configuration.patch_size, trainer.label_manager)
     loaders = {
         'tumor_weighted': TumorWeightedDataLoader(*common, tumor_region=trainer.tumor_region,
                                                   foreground_region=trainer.foreground_region,
