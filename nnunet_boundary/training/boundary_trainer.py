@@ -12,6 +12,7 @@ prediction with mirroring, ensembling, DDP.
   with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4).
 """
 import torch
+import torch.distributed as dist
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
@@ -53,6 +54,21 @@ class BoundaryTrainer(nnUNetTrainer):
                 f"`-p nnUNetBoundaryPlans` (configuration 3d_fullres).")
         return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
+
+    def _set_batch_size_and_oversample(self):
+        """nnU-Net's split of the plans' (global) batch over DDP ranks, refusing uneven shares: the batch-dice
+        terms are reduced across ranks, but the BCE terms are per-rank means, which average to the
+        single-GPU loss only when every rank holds the same number of samples."""
+        if self.is_ddp:
+            world_size, batch_size = dist.get_world_size(), self.configuration_manager.batch_size
+            if batch_size % world_size:
+                raise NnUNetBoundaryError(
+                    f"batch_size {batch_size} of configuration '{self.configuration_name}' is the global batch, split "
+                    f"over {world_size} GPUs (-num_gpus {world_size}); it must be a multiple of {world_size}. Set "
+                    f"\"batch_size\" to {world_size * max(1, round(batch_size / world_size))} (or another multiple "
+                    f"of {world_size}) in the plans template and plan again, or in that configuration of "
+                    f"{self.plans_manager.plans_name}.json in nnUNet_preprocessed.")
+        super()._set_batch_size_and_oversample()
 
     def _build_region_loss(self) -> DeepSupervisionWrapper:
         """Loss of the main (region) outputs: nnU-Net's Dice + BCE with deep supervision."""
