@@ -144,22 +144,16 @@ def test_ddp_splits_the_batch_as_nnunet_does(ddp_run, name):
     assert [r[name]['batch_size'] for r in ranks] == [BATCH // WORLD_SIZE] * WORLD_SIZE
 
 
-PAPER_UNUSED_HEADS = pytest.mark.xfail(
-    strict=True, reason="BoundaryTrainer_Paper's region loss is nnUNetTrainerDiceLoss._build_loss, which weights the "
-                        "lowest deep-supervision output 0 also under DDP (nnU-Net's _build_loss uses 1e-6 there): the "
-                        "lowest heads get no gradient and DDP (no find_unused_parameters) fails at the next iteration")
-
-
-@pytest.mark.parametrize('name', ['BoundaryTrainer', pytest.param('BoundaryTrainer_Paper', marks=PAPER_UNUSED_HEADS)])
+@pytest.mark.parametrize('name', list(TRAINERS))
 def test_every_parameter_gets_a_gradient_under_ddp(ddp_run, name):
     ranks, _ = ddp_run
     assert [p for p, grad in ranks[0][name]['grads'].items() if grad is None] == []
 
 
-@pytest.mark.parametrize('name', ['BoundaryTrainer', pytest.param('BoundaryTrainer_Paper', marks=PAPER_UNUSED_HEADS)])
+@pytest.mark.parametrize('name', list(TRAINERS))
 def test_ddp_loss_and_gradients_equal_the_single_process_ones(ddp_run, name):
-    """With a parameter left without gradient DDP never completes its all-reduce, so the ranks keep their
-    own gradients: BoundaryTrainer_Paper fails here already in the first iteration."""
+    """With a parameter left without gradient DDP would never complete its all-reduce and the ranks would
+    keep their own gradients: every head must be in the loss, the lowest ones with nnU-Net's DDP weight 1e-6."""
     ranks, single = ddp_run
     assert ranks[0][name]['loss'] == pytest.approx(single[name]['loss'], rel=1e-6, abs=0)
     for parameter, grad in single[name]['grads'].items():

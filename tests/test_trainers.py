@@ -56,8 +56,8 @@ def test_paper_variant_uses_adam_and_a_dice_only_region_loss(plans):
     optimizer, scheduler = trainer.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]['lr'] == 5e-5
     assert trainer.num_epochs == 300 and scheduler.exponent == 0.9
-    assert type(trainer._build_loss().region_loss.loss).__name__ == 'MemoryEfficientSoftDiceLoss'
-    assert type(make(BoundaryTrainer, plans)._build_loss().region_loss.loss).__name__ == 'DC_and_BCE_loss'
+    assert trainer._build_loss().region_loss.loss.weight_ce == 0
+    assert make(BoundaryTrainer, plans)._build_loss().region_loss.loss.weight_ce == 1
 
 
 def test_boundary_and_baseline_smoke_budgets_are_identical(plans):

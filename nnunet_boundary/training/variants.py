@@ -1,7 +1,6 @@
 """Variants of :class:`BoundaryTrainer` and the matching baseline, each a few lines, nnU-Net style."""
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
@@ -11,8 +10,13 @@ class BoundaryTrainer_Paper(BoundaryTrainer):
     """The paper's recipe (§3.4): Adam, lr 5e-5 with poly decay (power 0.9, nnU-Net's
     PolyLRScheduler), 300 epochs, Dice-only loss on the region outputs."""
 
-    _build_region_loss = nnUNetTrainerDiceLoss._build_loss
     configure_optimizers = nnUNetTrainerVanillaAdam.configure_optimizers
+
+    def _build_region_loss(self):
+        """nnU-Net's region loss (and its deep-supervision weights, DDP-safe) with the BCE term off."""
+        loss = super()._build_region_loss()
+        loss.loss.weight_ce = 0
+        return loss
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
