@@ -99,9 +99,9 @@ def test_predictions_use_the_papers_two_settings_and_a_complete_cache(tmp_path, 
 
 
 def test_results_table_json_and_plot_from_fake_metrics(tmp_path):
-    rows = [report.accuracy_row('BoundaryTrainer_cpu', '3d_fullres', mode,
+    rows = [report.accuracy_row('BoundaryTrainer_cpu', '3d_fullres', mode, [0, 1],
                                 {'metrics': fake_metrics(0.01), 'seconds': 5.0}) for mode in ('single', 'ensemble_tta')]
-    rows += [report.accuracy_row('BaselineTrainer_cpu', '3d_fullres_baseline', mode,
+    rows += [report.accuracy_row('BaselineTrainer_cpu', '3d_fullres_baseline', mode, [0, 1],
                                  {'metrics': fake_metrics(0.0), 'seconds': 4.0}) for mode in ('single', 'ensemble_tta')]
     targets = report.accuracy_targets(rows, 'BoundaryTrainer_cpu', 'BaselineTrainer_cpu')
     assert targets['ensemble_tta']['tumor_nsd']['met']
@@ -123,6 +123,7 @@ def test_results_table_json_and_plot_from_fake_metrics(tmp_path):
     table = [line for line in markdown.splitlines() if line.startswith('| BoundaryTrainer_cpu') or
              line.startswith('| BaselineTrainer_cpu')]
     assert len(table) == 4 and '| 0.910 |' in table[0] and '| inf |' in table[0]
+    assert '| single model (fold 0, no TTA) |' in table[0] and '| 2-fold ensemble + mirroring TTA |' in table[1]
     assert '| train step (s, median) | 1.200 | 1.000 | 1.20 | <= 1.25: met |' in markdown
     assert 'NOT met' in markdown  # the loader ratio 0.9 misses its target
     assert json.loads((tmp_path / 'results.json').read_text().replace('Infinity', '1e999'))['test_cases'] == CASES

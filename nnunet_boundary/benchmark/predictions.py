@@ -11,7 +11,6 @@ from nnunet_boundary.planning.templates import PLANS_NAME
 
 #: mode -> (folds to use, extra nnUNetv2_predict flags); None = all benchmark folds
 MODES = {'single': ([0], ['--disable_tta']), 'ensemble_tta': (None, [])}
-MODE_LABELS = {'single': 'single model (fold 0, no TTA)', 'ensemble_tta': '5-fold ensemble + mirroring TTA'}
 
 
 def write_json_atomically(obj, path: Path) -> None:
@@ -29,6 +28,14 @@ def test_cases(labels_ts: Path, file_ending: str = '.nii.gz') -> List[str]:
 def mode_folds(mode: str, folds: Sequence[int]) -> List[int]:
     chosen, _ = MODES[mode]
     return list(folds) if chosen is None else chosen
+
+
+def mode_label(mode: str, folds: Sequence[int]) -> str:
+    """How a setting reads in the report, e.g. ``5-fold ensemble + mirroring TTA``."""
+    used = mode_folds(mode, folds)
+    if mode == 'single':
+        return f'single model (fold {used[0]}, no TTA)'
+    return f'{len(used)}-fold ensemble + mirroring TTA' if len(used) > 1 else f'fold {used[0]} + mirroring TTA'
 
 
 def output_name(mode: str, folds: Sequence[int]) -> str:
@@ -58,7 +65,7 @@ def predict_and_evaluate(dataset_id: int, trainer_name: str, configuration: str,
         args = ['nnUNetv2_predict', '-i', images_ts, '-o', out_dir, '-d', dataset_id, '-c', configuration,
                 '-tr', trainer_name, '-p', PLANS_NAME, '-f', *mode_folds(mode, folds), '-device', device,
                 '-npp', 1, '-nps', 1, '--continue_prediction', '--disable_progress_bar', *flags]
-        log(f"{trainer_name} {mode}: predicting {len(cases)} test cases ({MODE_LABELS[mode]})")
+        log(f"{trainer_name} {mode}: predicting {len(cases)} test cases ({mode_label(mode, folds)})")
         started = time.time()
         run_nnunet(args, env, Path(log_dir) / f'predict_{trainer_name}_{mode}.log', prefix=f'  {trainer_name} {mode}: ')
         seconds = time.time() - started

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from nnunet_boundary.benchmark.predictions import MODE_LABELS, write_json_atomically
+from nnunet_boundary.benchmark.predictions import MODES, mode_label, write_json_atomically
 from nnunet_boundary.benchmark.speed import RATIOS
 
 METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
@@ -17,9 +17,9 @@ SPEED_TARGETS = {'train_step_time': ('<=', 1.25), 'predict_time_per_case': ('<='
 COMPOSITE_DICE_TOLERANCE = 0.005
 
 
-def accuracy_row(trainer: str, configuration: str, mode: str, evaluation: dict) -> dict:
+def accuracy_row(trainer: str, configuration: str, mode: str, folds: Sequence[int], evaluation: dict) -> dict:
     """One table row from :func:`~nnunet_boundary.benchmark.predictions.predict_and_evaluate`'s result."""
-    return {'trainer': trainer, 'configuration': configuration, 'mode': mode, 'setting': MODE_LABELS[mode],
+    return {'trainer': trainer, 'configuration': configuration, 'mode': mode, 'setting': mode_label(mode, folds),
             'mean': evaluation['metrics']['mean'], 'per_case': evaluation['metrics']['per_case'],
             'predict_seconds': evaluation.get('seconds')}
 
@@ -29,7 +29,7 @@ def accuracy_targets(rows: Sequence[dict], boundary: str, baseline: str) -> Dict
     more than :data:`COMPOSITE_DICE_TOLERANCE`."""
     by_key = {(r['trainer'], r['mode']): r['mean'] for r in rows}
     targets = {}
-    for mode in MODE_LABELS:
+    for mode in MODES:
         if (boundary, mode) in by_key and (baseline, mode) in by_key:
             b, n = by_key[boundary, mode], by_key[baseline, mode]
             targets[mode] = {
@@ -110,7 +110,7 @@ def results_markdown(results: dict) -> str:
              *accuracy_table(results['rows']), '']
     targets = results.get('accuracy_targets', {})
     for mode, t in targets.items():
-        lines.append(f"- {MODE_LABELS[mode]}: tumor NSD {t['tumor_nsd']['boundary']:.3f} vs "
+        lines.append(f"- {mode_label(mode, results['folds'])}: tumor NSD {t['tumor_nsd']['boundary']:.3f} vs "
                      f"{t['tumor_nsd']['baseline']:.3f} (target >=: {'met' if t['tumor_nsd']['met'] else 'NOT met'}); "
                      f"composite Dice difference {t['composite_dice']['difference']:+.3f} (target >= "
                      f"-{COMPOSITE_DICE_TOLERANCE}: {'met' if t['composite_dice']['met'] else 'NOT met'})")

@@ -90,7 +90,7 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
                 dataset_id, name, configurations[name], mode, folds, raw / 'imagesTs', raw / 'labelsTs',
                 out / 'predictions' / name / predictions.output_name(mode, folds), env, out / 'logs', device,
                 file_ending, log)
-            rows.append(accuracy_row(name, configurations[name], mode, evaluation))
+            rows.append(accuracy_row(name, configurations[name], mode, folds, evaluation))
     results = {'dataset': dataset_name, 'dataset_id': dataset_id, 'plans': PLANS_NAME, 'folds': list(folds),
                'test_cases': cases, 'trainers': {n: {'configuration': configurations[n], 'folds': fold_status[n]}
                                                  for n in trainers},
