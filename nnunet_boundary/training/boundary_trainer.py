@@ -9,8 +9,13 @@ prediction with mirroring, ensembling, DDP.
 * ``_build_loss`` -- nnU-Net's region loss with deep supervision plus the boundary loss on the
   edges of the same targets, weighted by ``boundary_loss_weight`` (§3.3);
 * ``get_dataloaders`` -- the training loader crops centred on tumor / foreground / anywhere
-  with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4).
+  with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4);
+* ``save_checkpoint`` -- nnU-Net's checkpoint, written under a temporary name and renamed, so a
+  run killed while saving keeps its previous checkpoint for ``--c``;
+* opt-in seeding through ``NNUNET_BOUNDARY_SEED`` (:mod:`~nnunet_boundary.training.seeding`).
 """
+import os
+
 import torch
 import torch.distributed as dist
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
@@ -26,6 +31,7 @@ from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.losses.boundary_loss import BoundaryLoss
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareUNet
 from nnunet_boundary.regions import kidney_tumor_regions
+from nnunet_boundary.training.seeding import SEED_VARIABLE, seed_from_environment
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedDataLoader
 
 BOUNDARY_NETWORK = f'{BoundaryAwareUNet.__module__}.{BoundaryAwareUNet.__name__}'
@@ -35,7 +41,10 @@ class BoundaryTrainer(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
         self.foreground_region, self.tumor_region = kidney_tumor_regions(dataset_json)
+        seed = seed_from_environment()
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if seed is not None:
+            self.print_to_log_file(f"{SEED_VARIABLE}={seed}: seeded random, numpy and torch")
         self.boundary_loss_weight = 1.0
         self.p_tumor = 0.8
         self.p_foreground = 0.1
@@ -69,6 +78,14 @@ class BoundaryTrainer(nnUNetTrainer):
                     f"of {world_size}) in the plans template and plan again, or in that configuration of "
                     f"{self.plans_manager.plans_name}.json in nnUNet_preprocessed.")
         super()._set_batch_size_and_oversample()
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net writes checkpoints in place; a kill during ``torch.save`` would leave a truncated
+        ``checkpoint_latest.pth`` on which ``--c`` fails. Write to ``<filename>.partial`` and rename."""
+        partial = f'{filename}.partial'
+        super().save_checkpoint(partial)
+        if self.local_rank == 0 and not self.disable_checkpointing:  # the only case in which nnU-Net writes
+            os.replace(partial, filename)
 
     def _build_region_loss(self) -> DeepSupervisionWrapper:
         """Loss of the main (region) outputs: nnU-Net's Dice + BCE with deep supervision."""
