@@ -33,7 +33,7 @@ def nifti_truncation(path: Path) -> Optional[str]:
                 while chunk := stream.read(_CHUNK):
                     found += len(chunk)
         except (EOFError, OSError, zlib.error) as e:
-            return f"the gzip stream is cut off after {found} of {expected} bytes ({e})"
+            return f"the gzip stream is cut off before its end marker ({e}); the voxels need {expected} bytes"
     else:
         found = path.stat().st_size
     if found < expected:
