@@ -70,3 +70,13 @@ def test_seeded_training_reproduces_its_first_epoch(planned, monkeypatch):
     first = first_epoch_losses(*planned, monkeypatch, seed=12345)
     np.testing.assert_allclose(first_epoch_losses(*planned, monkeypatch, seed=12345), first, rtol=1e-6)
     assert not np.allclose(first_epoch_losses(*planned, monkeypatch, seed=54321), first, rtol=1e-6)
+
+
+def test_seed_is_offset_by_the_ddp_rank(monkeypatch):
+    from nnunet_boundary.training.seeding import seed_from_environment
+    monkeypatch.setenv('NNUNET_BOUNDARY_SEED', '5')
+    draws = {}
+    for rank in (0, 1, 0):
+        assert seed_from_environment(rank) == 5 + rank
+        draws.setdefault(rank, []).append((np.random.rand(), torch.rand(1).item()))
+    assert draws[0][0] == draws[0][1] and draws[0][0] != draws[1][0]

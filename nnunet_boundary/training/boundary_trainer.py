@@ -41,7 +41,7 @@ class BoundaryTrainer(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
         self.foreground_region, self.tumor_region = kidney_tumor_regions(dataset_json)
-        seed = seed_from_environment()
+        seed = seed_from_environment(dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
         super().__init__(plans, configuration, fold, dataset_json, device)
         if seed is not None:
             self.print_to_log_file(f"{SEED_VARIABLE}={seed}: seeded random, numpy and torch")

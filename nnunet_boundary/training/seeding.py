@@ -18,14 +18,15 @@ from nnunet_boundary.errors import NnUNetBoundaryError
 SEED_VARIABLE = 'NNUNET_BOUNDARY_SEED'
 
 
-def seed_from_environment() -> Optional[int]:
-    """Seed ``random``, ``numpy`` and ``torch`` from ``$NNUNET_BOUNDARY_SEED``; the seed, or None if unset."""
+def seed_from_environment(rank: int = 0) -> Optional[int]:
+    """Seed ``random``, ``numpy`` and ``torch`` from ``$NNUNET_BOUNDARY_SEED`` plus the DDP ``rank`` (so ranks
+    draw different crops); the seed used, or None if unset."""
     value = os.environ.get(SEED_VARIABLE, '').strip()
     if not value:
         return None
     if not value.isdigit():
         raise NnUNetBoundaryError(f"{SEED_VARIABLE}={value!r}: the seed must be a non-negative integer")
-    seed = int(value)
+    seed = int(value) + rank
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
