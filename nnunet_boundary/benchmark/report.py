@@ -151,7 +151,8 @@ def plot_per_case(rows: Sequence[dict], path: Path,
         ax.set_xticks(range(len(cases)), [c.replace('case_', '') for c in cases], rotation=90, fontsize=7)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle('Per held-out case: boundary-aware vs baseline (solid: ensemble + TTA, dotted: single model)')
+    fig.suptitle('Per held-out case: boundary-aware vs baseline (solid: fold ensemble + mirroring TTA, dotted: fold 0 '
+                 'without TTA)')
     fig.tight_layout()
     tmp = Path(path).with_name(Path(path).stem + '.tmp.png')
     fig.savefig(tmp, dpi=110)
