@@ -29,6 +29,7 @@ import torch
 
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.network.activation_memory import saved_activation_bytes
+from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME, apply_template, load_template, \
     validate_template
 
@@ -37,40 +38,13 @@ DATASET_JSON = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regi
 GIB = 2 ** 30
 
 
-def nnunet_default_plans() -> dict:
-    """nnU-Net's 3d_fullres plans for a CT at 1 mm, reduced to what ``apply_template`` and the trainer read
-    (the baseline keeps nnU-Net's PlainConvUNet: widths 32-320, 2 convs per stage, LeakyReLU)."""
-    return {
-        'dataset_name': 'Dataset000_GpuCheck', 'plans_name': PLANS_NAME, 'transpose_forward': [0, 1, 2],
-        'transpose_backward': [0, 1, 2], 'image_reader_writer': 'SimpleITKIO', 'label_manager': 'LabelManager',
-        'original_median_spacing_after_transp': [1.0, 1.0, 1.0],
-        'original_median_shape_after_transp': [300, 400, 400], 'foreground_intensity_properties_per_channel': {},
-        'configurations': {'3d_fullres': {
-            'data_identifier': 'nnUNetPlans_3d_fullres', 'preprocessor_name': 'DefaultPreprocessor',
-            'batch_size': 2, 'patch_size': [128, 128, 128], 'median_image_size_in_voxels': [300, 400, 400],
-            'spacing': [1.0, 1.0, 1.0], 'normalization_schemes': ['CTNormalization'], 'use_mask_for_norm': [False],
-            'batch_dice': True,
-            'architecture': {
-                'network_class_name': 'dynamic_network_architectures.architectures.unet.PlainConvUNet',
-                'arch_kwargs': {'n_stages': 6, 'features_per_stage': [32, 64, 128, 256, 320, 320],
-                                'conv_op': 'torch.nn.modules.conv.Conv3d', 'kernel_sizes': [[3, 3, 3]] * 6,
-                                'strides': [[1, 1, 1]] + [[2, 2, 2]] * 5, 'n_conv_per_stage': [2] * 6,
-                                'n_conv_per_stage_decoder': [2] * 5, 'conv_bias': True,
-                                'norm_op': 'torch.nn.modules.instancenorm.InstanceNorm3d',
-                                'norm_op_kwargs': {'eps': 1e-05, 'affine': True}, 'dropout_op': None,
-                                'dropout_op_kwargs': None, 'nonlin': 'torch.nn.LeakyReLU',
-                                'nonlin_kwargs': {'inplace': True}},
-                '_kw_requires_import': ['conv_op', 'norm_op', 'dropout_op', 'nonlin']}}},
-    }
-
-
 def check_plans(template_name: str, patch: int, batch_size: int = None) -> dict:
     template = load_template(template_name)
     template['patch_size'] = [patch] * 3
     if batch_size is not None:
         template['batch_size'] = batch_size
     validate_template(template, f'{template_name} with patch {patch}^3')
-    return apply_template(nnunet_default_plans(), template)
+    return apply_template(nnunet_ct_plans(median_shape=(300, 400, 400)), template)
 
 
 def make_trainer(trainer_class, plans: dict, configuration: str, device: torch.device):

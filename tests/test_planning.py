@@ -8,35 +8,16 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_boundary.cli.plan_and_preprocess import main as plan_main
 from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import (BASELINE_CONFIGURATION, apply_template, available_templates,
                                                 load_template, validate_template)
 from nnunet_boundary.regions import kidney_tumor_regions
 
 
 def nnunet_like_plans():
-    """The parts of nnU-Net's own 3d_fullres plans that apply_template reads."""
-    return {
-        'dataset_name': 'Dataset001_X', 'plans_name': 'nnUNetBoundaryPlans', 'transpose_forward': [0, 1, 2],
-        'transpose_backward': [0, 1, 2], 'image_reader_writer': 'SimpleITKIO', 'label_manager': 'LabelManager',
-        'original_median_spacing_after_transp': [3.0, 0.8, 0.8], 'original_median_shape_after_transp': [100, 512, 512],
-        'foreground_intensity_properties_per_channel': {},
-        'configurations': {'3d_fullres': {
-            'data_identifier': 'nnUNetPlans_3d_fullres', 'preprocessor_name': 'DefaultPreprocessor',
-            'batch_size': 2, 'patch_size': [128, 128, 128], 'median_image_size_in_voxels': [100, 400, 400],
-            'spacing': [3.0, 0.8, 0.8], 'normalization_schemes': ['CTNormalization'], 'use_mask_for_norm': [False],
-            'batch_dice': False,
-            'architecture': {
-                'network_class_name': 'dynamic_network_architectures.architectures.unet.PlainConvUNet',
-                'arch_kwargs': {'n_stages': 6, 'features_per_stage': [32, 64, 128, 256, 320, 320],
-                                'conv_op': 'torch.nn.modules.conv.Conv3d', 'kernel_sizes': [[3, 3, 3]] * 6,
-                                'strides': [[1, 1, 1]] + [[2, 2, 2]] * 5, 'n_conv_per_stage': [2] * 6,
-                                'n_conv_per_stage_decoder': [2] * 5, 'conv_bias': True,
-                                'norm_op': 'torch.nn.modules.instancenorm.InstanceNorm3d',
-                                'norm_op_kwargs': {'eps': 1e-05, 'affine': True}, 'dropout_op': None,
-                                'dropout_op_kwargs': None, 'nonlin': 'torch.nn.LeakyReLU',
-                                'nonlin_kwargs': {'inplace': True}},
-                '_kw_requires_import': ['conv_op', 'norm_op', 'dropout_op', 'nonlin']}}},
-    }
+    """nnU-Net's plans for an anisotropic CT (3 x 0.8 x 0.8 mm, median 100 x 400 x 400 voxels)."""
+    return nnunet_ct_plans(spacing=(3.0, 0.8, 0.8), median_shape=(100, 400, 400), batch_dice=False,
+                           dataset_name='Dataset001_X')
 
 
 def test_shipped_templates_are_valid():
