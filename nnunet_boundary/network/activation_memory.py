@@ -9,10 +9,10 @@ from torch import nn
 
 def saved_activation_bytes(network: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> int:
     """Bytes of the tensors autograd saves for backward in one training forward pass of ``network`` on an
-    input of ``input_shape`` (batch included), in ``dtype``: the activations, which grow linearly with the batch, plus the weights the convolutions
-    keep, which do not. Counts the
-    network only (not the loss) and no AMP: under autocast the convolutions save half-precision inputs.
-    A copy of the network runs on the meta device; ``network`` is left untouched."""
+    input of ``input_shape`` (batch included), in ``dtype``: the activations, which grow linearly with the
+    batch, plus the weights the convolutions keep, which do not. Counts the network only (not the loss)
+    and no AMP: under autocast the convolutions save half-precision inputs. A copy of the network runs
+    on the meta device; ``network`` is left untouched."""
     meta = copy.deepcopy(network).to('meta').train()
     saved = {}
 
