@@ -12,7 +12,7 @@ if [ -n "${NNUNET_BOUNDARY_PYTHON:-}" ]; then
     _nb_python="$NNUNET_BOUNDARY_PYTHON"
 else
     _nb_hash="$(sha256sum "$_nb_repo/requirements.txt" | cut -c1-12)"
-    _nb_venv="${NNUNET_BOUNDARY_VENV_ROOT:-$HOME/.cache/nnunet-boundary}/venv-$_nb_hash"
+    _nb_venv="${NNUNET_BOUNDARY_VENV_ROOT:-$(echo ~)/.cache/nnunet-boundary}/venv-$_nb_hash"
     if [ ! -f "$_nb_venv/.complete" ]; then
         echo "[nnunet-boundary] building the environment in $_nb_venv (first run only, ~10 min)"
         rm -rf "$_nb_venv"
