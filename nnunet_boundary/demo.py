@@ -1,16 +1,15 @@
 """The main job on embedded synthetic data: synthesize, plan, preprocess, 5-fold training,
 ensemble prediction with mirroring TTA, evaluation and an overlay, all through nnU-Net's own
 commands. Rerunning continues where an interrupted run stopped."""
-import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import SimpleITK as sitk
 
+from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.data.synthetic import write_synthetic_dataset
 from nnunet_boundary.kits19.metrics import evaluate_folders
 from nnunet_boundary.kits19.overlay import save_overlay
@@ -20,12 +19,6 @@ from nnunet_boundary.planning.templates import PLANS_NAME
 DATASET_ID = 900
 DATASET_NAME = 'Dataset900_SyntheticKidney'
 TRAINER = 'BoundaryTrainer_smoke'
-
-
-def _write_json_atomically(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=2) + '\n')
-    os.replace(tmp, path)
 
 
 def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'cpu', num_train: int = 20,
@@ -78,7 +71,7 @@ def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'c
         'seconds': round(time.time() - started, 1), 'device': device,
         'machine': f'{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}',
     }
-    _write_json_atomically(summary, out / 'summary.json')
+    write_json_atomically(summary, out / 'summary.json')
     step(f"done: Dice kidney+tumor {summary['region_dice']['kidney_and_tumor']:.3f}, "
          f"tumor {summary['region_dice']['tumor']:.3f}; wrote {out / 'summary.json'} and {out / 'overlay.png'}")
     return summary

@@ -8,6 +8,7 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.benchmark import folds, predictions, report, speed
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class
 from nnunet_boundary.errors import NnUNetBoundaryError
@@ -88,7 +89,7 @@ def test_predictions_use_the_papers_two_settings_and_a_complete_cache(tmp_path, 
     assert single[single.index('-f') + 1:single.index('-device')] == [0] and '--disable_tta' in single
 
     cached = {'metrics': fake_metrics(0.0), 'seconds': 12.0}
-    predictions.write_json_atomically(cached, tmp_path / 'ens' / 'metrics.json')
+    write_json_atomically(cached, tmp_path / 'ens' / 'metrics.json')
     calls.clear()
     result = predictions.predict_and_evaluate(7, 'B', '3d_fullres', 'ensemble_tta', [0, 1, 2], tmp_path, labels,
                                               tmp_path / 'ens', {}, tmp_path, log=lambda m: None)

@@ -8,7 +8,8 @@ import SimpleITK as sitk
 
 from nnunet_boundary.cli.convert_kits19 import main
 from nnunet_boundary.kits19.converter import convert_kits19, write_prediction_in_kits_geometry
-from nnunet_boundary.kits19.io import KiTS19Error, kits_affine, partial_path, write_kits_nifti
+from nnunet_boundary.atomic_files import partial_path
+from nnunet_boundary.kits19.io import KiTS19Error, kits_affine, write_kits_nifti
 
 SPACING = (3.0, 0.8, 0.75)
 

@@ -7,7 +7,8 @@ import pytest
 from scipy.ndimage import binary_erosion
 
 from nnunet_boundary.cli.phantoms import main
-from nnunet_boundary.kits19.io import KiTS19Error, partial_path, write_kits_nifti
+from nnunet_boundary.atomic_files import partial_path
+from nnunet_boundary.kits19.io import KiTS19Error, write_kits_nifti
 from nnunet_boundary.kits19.phantoms import generate_phantoms, synthesize_ct
 
 SPACING = (3.0, 4.0, 4.0)

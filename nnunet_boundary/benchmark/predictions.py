@@ -1,24 +1,16 @@
 """Held-out test predictions through ``nnUNetv2_predict`` in the paper's two settings (Table 1),
 and their KiTS metrics, each written once and reused on a rerun."""
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
+from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.nnunet_commands import run_nnunet
 from nnunet_boundary.planning.templates import PLANS_NAME
 
 #: mode -> (folds to use, extra nnUNetv2_predict flags); None = all benchmark folds
 MODES = {'single': ([0], ['--disable_tta']), 'ensemble_tta': (None, [])}
-
-
-def write_json_atomically(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=2) + '\n')
-    os.replace(tmp, path)
 
 
 def test_cases(labels_ts: Path, file_ending: str = '.nii.gz') -> List[str]:

@@ -1,10 +1,10 @@
 """Assemble the benchmark's ``results.json``, ``RESULTS.md`` and ``benchmark.png``."""
 import math
-import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from nnunet_boundary.benchmark.predictions import MODES, mode_label, write_json_atomically
+from nnunet_boundary.atomic_files import atomic_output, write_json_atomically
+from nnunet_boundary.benchmark.predictions import MODES, mode_label
 from nnunet_boundary.benchmark.speed import RATIOS
 
 METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
@@ -154,18 +154,16 @@ def plot_per_case(rows: Sequence[dict], path: Path,
     fig.suptitle('Per held-out case: boundary-aware vs baseline (solid: fold ensemble + mirroring TTA, dotted: fold 0 '
                  'without TTA)')
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).stem + '.tmp.png')
-    fig.savefig(tmp, dpi=110)
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_results(results: dict, out: Path) -> None:
     """``out/results.json``, ``out/RESULTS.md`` and ``out/benchmark.png`` (each written atomically)."""
     out = Path(out)
     write_json_atomically(results, out / 'results.json')
-    tmp = out / 'RESULTS.md.tmp'
-    tmp.write_text(results_markdown(results))
-    os.replace(tmp, out / 'RESULTS.md')
+    with atomic_output(out / 'RESULTS.md') as tmp:
+        tmp.write_text(results_markdown(results))
     if results['rows']:
         plot_per_case(results['rows'], out / 'benchmark.png')

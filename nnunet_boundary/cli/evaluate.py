@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from nnunet_boundary.cli.errors import exits_cleanly
-from nnunet_boundary.kits19.io import atomic_output
+from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.kits19.metrics import evaluate_folders, format_table, write_csv
 
 

@@ -8,13 +8,14 @@ surface; partial-volume blur and noise on a Hounsfield-like scale. Labels follow
 boundary-aware network predicts. Everything is deterministic in ``seed``.
 """
 import json
-import os
 from pathlib import Path
 from typing import Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
+
+from nnunet_boundary.atomic_files import atomic_output
 
 DATASET_JSON = {
     "channel_names": {"0": "CT"},
@@ -69,9 +70,8 @@ def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0) ->
 def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
-    tmp = path.with_name('tmp_' + path.name)
-    sitk.WriteImage(img, str(tmp), useCompression=True)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        sitk.WriteImage(img, str(tmp), useCompression=True)
 
 
 def write_synthetic_dataset(out_dir: Path, num_train: int = 20, num_test: int = 4,

@@ -7,17 +7,16 @@ KiTS19 (Heller et al., arXiv:1904.00445) ships ``case_XXXXX/imaging.nii.gz`` and
 of size (slices, rows, columns) with direction ``(0,0,1, 0,1,0, -1,0,0)``. :func:`kits_affine`
 and :func:`write_kits_nifti` reproduce that convention for files we synthesize.
 """
-import os
 import re
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.errors import NnUNetBoundaryError
 
 CASE_DIR_PATTERN = re.compile(r'^case_\d{5}$')
@@ -119,29 +118,6 @@ def geometry_mismatch(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> 
         if not np.allclose(va, vb, rtol=tolerance, atol=tolerance):
             return f'{name.lower()} {tuple(np.round(va, 5))} vs {tuple(np.round(vb, 5))}'
     return ''
-
-
-def partial_path(path: Path) -> Path:
-    """The temporary name a file is written under before it is moved into place.
-
-    It is fixed per output file, so a run interrupted mid-write leaves at most one stale
-    temporary file, which the next run overwrites and moves away.
-    """
-    return path.with_name('.partial-' + path.name)
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; move it onto ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_sitk(image: sitk.Image, path: Path) -> None:

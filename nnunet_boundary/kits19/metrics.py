@@ -24,7 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
-from nnunet_boundary.kits19.io import KiTS19Error, atomic_output, find_segmentations, geometry_mismatch, read_image
+from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.kits19.io import KiTS19Error, find_segmentations, geometry_mismatch, read_image
 
 METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
 REGIONS = {'kidney': lambda labels: labels > 0, 'tumor': lambda labels: labels == 2}

@@ -28,7 +28,8 @@ from scipy.ndimage import binary_erosion, center_of_mass, find_objects, label
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from nnunet_boundary.kits19.io import atomic_output, find_segmentations, read_image
+from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.kits19.io import find_segmentations, read_image
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'tumor', 'tumor_side', 'tumor_ml',

@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from nnunet_boundary.kits19.io import atomic_output
+from nnunet_boundary.atomic_files import atomic_output
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (backend first)

@@ -27,8 +27,8 @@ import nibabel as nib
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter, zoom
 
-from nnunet_boundary.kits19.io import (KiTS19Error, atomic_output, kits_case_dirs, kits_spacing, select_cases,
-                                       write_kits_nifti)
+from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.kits19.io import (KiTS19Error, kits_case_dirs, kits_spacing, select_cases, write_kits_nifti)
 
 HU_MIN, HU_MAX = -1024, 3071
 

@@ -5,16 +5,11 @@ import os
 from pathlib import Path
 
 from nnunet_boundary.checks.dataset_integrity import check_raw_dataset
+from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
 from nnunet_boundary.regions import kidney_tumor_regions
-
-
-def write_json_atomically(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=4) + '\n')
-    os.replace(tmp, path)
 
 
 def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3d_fullres',
@@ -47,7 +42,7 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
     for note in patch_exceeds_image(config['patch_size'], config['median_image_size_in_voxels']):
         print(f"WARNING: {note}")
     plans_file = Path(nnUNet_preprocessed.get()) / dataset_name / f'{PLANS_NAME}.json'
-    write_json_atomically(plans, plans_file)
+    write_json_atomically(plans, plans_file, indent=4)
     print(f"Wrote {plans_file} (configurations: {', '.join(plans['configurations'])})")
     if preprocess:
         preprocess_dataset(dataset_id, PLANS_NAME, (configuration,), (num_processes,))
