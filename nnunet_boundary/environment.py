@@ -15,6 +15,12 @@ def require_nnunet_paths(*names: str) -> None:
         raise NnUNetBoundaryError(f"{', '.join(missing)} not set (nnU-Net's data folders): {exports}")
 
 
+def with_trainer_dir(ext_trainer: str) -> str:
+    """An ``nnUNet_extTrainer`` value with this package's trainer folder first, other entries kept."""
+    entries = [p for p in ext_trainer.split(os.pathsep) if p and Path(p).resolve() != TRAINER_DIR]
+    return os.pathsep.join([str(TRAINER_DIR)] + entries)
+
+
 def require_trainer_dir_on_path() -> None:
     """nnU-Net finds BoundaryTrainer only through ``nnUNet_extTrainer``; say how to set it."""
     entries = [p for p in os.environ.get('nnUNet_extTrainer', '').split(os.pathsep) if p]

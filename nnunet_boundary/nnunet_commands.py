@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from nnunet_boundary.environment import TRAINER_DIR
+from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.errors import NnUNetBoundaryError
 
 PROGRESS = re.compile(r'(Epoch \d+$|Pseudo dice|Mean Validation Dice|train_loss|Predicting |Done with )')
@@ -23,8 +23,7 @@ def nnunet_environment(raw: Path, preprocessed: Path, results: Path, n_proc: int
     env = dict(os.environ, PYTHONUNBUFFERED='1', nnUNet_raw=str(raw), nnUNet_preprocessed=str(preprocessed), nnUNet_results=str(results),
                nnUNet_def_n_proc=str(n_proc),
                nnUNet_n_proc_DA=str(n_proc if n_proc_da is None else n_proc_da))
-    ext = [p for p in env.get('nnUNet_extTrainer', '').split(os.pathsep) if p]
-    env['nnUNet_extTrainer'] = os.pathsep.join([str(TRAINER_DIR)] + [p for p in ext if Path(p) != TRAINER_DIR])
+    env['nnUNet_extTrainer'] = with_trainer_dir(env.get('nnUNet_extTrainer', ''))
     return env
 
 

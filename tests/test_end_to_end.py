@@ -1,32 +1,16 @@
 """One fold through nnU-Net's real command-line tools: plan -> preprocess -> train -> predict."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from nnunet_boundary.data.synthetic import write_synthetic_dataset
-from nnunet_boundary.environment import TRAINER_DIR
-
-BIN = Path(sys.executable).parent
-
-
-def run(args, env, check=True):
-    result = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+from tiny_nnunet import nnunet_env as tiny_nnunet_env, run
 
 
 @pytest.fixture(scope='module')
 def nnunet_env(tmp_path_factory):
     root = tmp_path_factory.mktemp('nnunet')
-    env = dict(os.environ, nnUNet_raw=str(root / 'raw'), nnUNet_preprocessed=str(root / 'pre'),
-               nnUNet_results=str(root / 'res'), nnUNet_def_n_proc='1', nnUNet_n_proc_DA='0',
-               nnUNet_compile='false', nnUNet_extTrainer=str(TRAINER_DIR))
+    env = tiny_nnunet_env(root)
     write_synthetic_dataset(root / 'raw' / 'Dataset901_Tiny', num_train=6, num_test=2, shape=(32, 48, 48),
                             spacing_zyx=(2.5, 2.5, 2.5))
     run(['nnunet_boundary_plan_and_preprocess', '-d', 901, '--template', 'cpu_smoke', '-np', 1], env)

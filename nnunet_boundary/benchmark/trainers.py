@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from nnunet_boundary.environment import TRAINER_DIR
+from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
@@ -10,9 +10,7 @@ from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 
 def find_trainer_class(name: str) -> type:
     """The trainer class nnUNetv2_train would use for ``-tr name`` (our trainer folder included)."""
-    entries = [p for p in os.environ.get('nnUNet_extTrainer', '').split(os.pathsep) if p]
-    if str(TRAINER_DIR) not in entries:
-        os.environ['nnUNet_extTrainer'] = os.pathsep.join([str(TRAINER_DIR)] + entries)
+    os.environ['nnUNet_extTrainer'] = with_trainer_dir(os.environ.get('nnUNet_extTrainer', ''))
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     try:
         trainer = recursive_find_trainer_class_by_name(name)
