@@ -84,3 +84,35 @@ def test_paper_template_builds_through_nnunet_and_fits_176():
                                       1, 2, allow_init=False, deep_supervision=True)
         out = meta(torch.empty(1, 1, 176, 176, 176))
     assert [tuple(o.shape[2:]) for o in out] == [(176,) * 3, (88,) * 3, (44,) * 3, (22,) * 3]
+
+
+def _conv_weights(net):
+    return [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+
+
+def test_cpu_weights_are_channels_last_and_give_the_same_values():
+    net = tiny_network(3)
+    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in _conv_weights(net))
+    reference = tiny_network(3)
+    reference.load_state_dict(net.state_dict(), strict=True)
+    for w in _conv_weights(reference):  # the same weights in PyTorch's default layout
+        w.data = w.data.contiguous()
+    x = torch.randn(2, 1, 16, 16, 16)
+    out, expected = net(x), reference(x)
+    for a, b in zip(list(out) + out.boundary, list(expected) + expected.boundary):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    target = torch.randn_like(out[0])
+    (out[0] - target).square().mean().backward(), (expected[0] - target).square().mean().backward()
+    for a, b in zip(_conv_weights(net), _conv_weights(reference)):
+        if b.grad is not None:  # the boundary heads get none from this loss
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-3 * b.grad.abs().max().item())
+
+
+def test_every_move_sets_the_layout_of_the_target_device():
+    net = tiny_network(3)
+    for w in _conv_weights(net):
+        w.data = w.data.contiguous()
+    net.to(torch.device('cpu'))
+    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in _conv_weights(net))
+    net.to(torch.device('meta'))  # any device but the CPU
+    assert all(w.device.type == 'meta' and w.is_contiguous() for w in _conv_weights(net))

@@ -30,6 +30,11 @@ Both modes have identical parameters (the heads of all scales always exist), so 
 trained with deep supervision loads strictly into the inference network. The switch is
 ``network.decoder.deep_supervision``, the attribute nnU-Net's
 ``set_deep_supervision_enabled`` toggles.
+
+Memory layout: on CPU the convolution weights are kept channels-last
+(:mod:`nnunet_boundary.network.memory_layout`), which makes oneDNN run every convolution in that
+layout, about twice as fast at the narrow full-resolution levels; on other devices the layout is
+PyTorch's default. Values, parameter names and shapes do not depend on it.
 """
 from typing import List, Sequence, Type, Union
 
@@ -41,6 +46,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_boundary.network.attention_gate import AttentionGate
+from nnunet_boundary.network.memory_layout import set_convolution_weight_layout
 
 IntOrSeq = Union[int, Sequence[int]]
 
@@ -218,6 +224,13 @@ class BoundaryAwareUNet(nn.Module):
         levels = range(n_stages - 1)
         self.region_heads = nn.ModuleList(conv_op(2 * features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
         self.boundary_heads = nn.ModuleList(conv_op(features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
+        set_convolution_weight_layout(self)
+
+    def _apply(self, fn, recurse=True):
+        # every move between devices (nnU-Net's ``network.to(device)``) passes here
+        module = super()._apply(fn, recurse)
+        set_convolution_weight_layout(self)
+        return module
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, BoundaryAwareOutput]:
         skips = self.encoder(x)
