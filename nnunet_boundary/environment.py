@@ -28,3 +28,12 @@ def require_trainer_dir_on_path() -> None:
         raise NnUNetBoundaryError(
             "nnU-Net cannot find BoundaryTrainer: nnUNet_extTrainer does not contain this package's trainer "
             "folder. Run: export nnUNet_extTrainer=$(nnunet_boundary_trainer_dir)")
+
+
+def dataset_name(dataset_id: int) -> str:
+    """nnU-Net's folder name of dataset ``dataset_id`` (e.g. ``Dataset913_KiTS19``), or a clear error."""
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+    try:
+        return convert_id_to_dataset_name(dataset_id)
+    except RuntimeError as e:  # nnU-Net's message lists the folders it searched
+        raise NnUNetBoundaryError(f"dataset {dataset_id}: {e}") from None

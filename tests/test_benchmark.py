@@ -2,7 +2,10 @@
 report assembly, speed-measurement plumbing. No training, no wall-clock assertions."""
 import json
 import math
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,3 +168,15 @@ def test_measure_speed_interleaves_fresh_processes_and_takes_medians(monkeypatch
     assert b['train_steps_timed'] == 36 and b['peak_rss_bytes'] == 500
     assert b['train_step_seconds_median'] == pytest.approx(1.5 + 0.4)
     assert math.isclose(result['ratios']['parameters'], 1.0)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--baseline-widths', '8', '16', '32', '64'], '--baseline-widths needs --template'),
+    (['--template', 'kits19_cpu', '--baseline-widths', '8', '16', '32', '64'], 'dataset 913'),
+])
+def test_speed_script_refuses_bad_input_clearly(tmp_path, args, message):
+    script = Path(__file__).resolve().parents[1] / 'scripts' / 'speed_memory.py'
+    env = dict(os.environ, **{v: str(tmp_path / v) for v in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results')})
+    result = subprocess.run([sys.executable, str(script), '-d', '913', '--device', 'cpu', *args],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and 'Traceback' not in result.stderr

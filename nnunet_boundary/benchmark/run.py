@@ -18,7 +18,7 @@ from nnunet_boundary.benchmark.predictions import MODES, predict_and_evaluate, t
 from nnunet_boundary.benchmark.report import accuracy_row, accuracy_targets, write_results
 from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class, model_folder
-from nnunet_boundary.environment import require_nnunet_paths
+from nnunet_boundary.environment import dataset_name as dataset_name_for, require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.nnunet_commands import nnunet_environment
 from nnunet_boundary.planning.templates import PLANS_NAME
@@ -50,16 +50,12 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
                   log: Optional[Callable[[str], None]] = None) -> dict:
     """Run (or continue) the benchmark and write ``out/results.json``, ``RESULTS.md``, ``benchmark.png``."""
     require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results')
-    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
     out = Path(out).resolve()
     started = time.time()
     log = log or (lambda msg: print(f"[benchmark {time.time() - started:6.0f}s] {msg}", flush=True))
     if 0 not in folds:
         raise NnUNetBoundaryError("--folds must include fold 0: the single-model row uses it")
-    try:
-        dataset_name = convert_id_to_dataset_name(dataset_id)
-    except RuntimeError as e:
-        raise NnUNetBoundaryError(f"dataset {dataset_id}: {e}") from None
+    dataset_name = dataset_name_for(dataset_id)
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), Path(os.environ['nnUNet_preprocessed']),
                              Path(os.environ['nnUNet_results']), n_proc=n_proc)
     raw = Path(os.environ['nnUNet_raw']) / dataset_name

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from nnunet_boundary.checks.dataset_integrity import check_raw_dataset
 from nnunet_boundary.atomic_files import write_json_atomically
-from nnunet_boundary.environment import require_nnunet_paths
-from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
 from nnunet_boundary.regions import kidney_tumor_regions
 
@@ -20,13 +19,9 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,
                                                                       plan_experiment_dataset, preprocess_dataset)
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
-    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
-    try:
-        dataset_name = convert_id_to_dataset_name(dataset_id)
-    except RuntimeError as e:
-        raise NnUNetBoundaryError(f"dataset {dataset_id}: {e}") from None
-    dataset_json_file = Path(nnUNet_raw.get()) / dataset_name / 'dataset.json'
+    name = dataset_name(dataset_id)
+    dataset_json_file = Path(nnUNet_raw.get()) / name / 'dataset.json'
     kidney_tumor_regions(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
     for note in check_raw_dataset(dataset_json_file.parent, num_processes):
         print(f"NOTE: {note}")
@@ -41,7 +36,7 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
     config = plans['configurations'][configuration]
     for note in patch_exceeds_image(config['patch_size'], config['median_image_size_in_voxels']):
         print(f"WARNING: {note}")
-    plans_file = Path(nnUNet_preprocessed.get()) / dataset_name / f'{PLANS_NAME}.json'
+    plans_file = Path(nnUNet_preprocessed.get()) / name / f'{PLANS_NAME}.json'
     write_json_atomically(plans, plans_file, indent=4)
     print(f"Wrote {plans_file} (configurations: {', '.join(plans['configurations'])})")
     if preprocess:
