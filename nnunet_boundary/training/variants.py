@@ -52,7 +52,7 @@ class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
 
 class CpuBudget:
     """The CPU-scale benchmark budget (``benchmarks/kits19_phantom_cpu``), shared by the boundary
-    trainer and the baseline: 50 epochs of 20 iterations (1000 steps at the plans' patch and batch),
+    trainer and the baseline: 30 epochs of 20 iterations (600 steps at the plans' patch and batch),
     1 validation iteration per epoch, checkpoint every epoch, nnU-Net's default augmentation.
 
     nnU-Net's end-of-training validation of the fold's held-out cases runs without mirroring
@@ -60,7 +60,7 @@ class CpuBudget:
     applies mirroring TTA unless told ``--disable_tta``."""
 
     def _set_cpu_budget(self):
-        self.num_epochs = 50
+        self.num_epochs = 30
         self.num_iterations_per_epoch = 20
         self.num_val_iterations_per_epoch = 1
         self.save_every = 1
