@@ -20,8 +20,8 @@ def nnunet_environment(raw: Path, preprocessed: Path, results: Path, n_proc: int
                        n_proc_da: Optional[int] = None) -> Dict[str, str]:
     """``os.environ`` plus nnU-Net's folders, its process counts and our trainer folder (and unbuffered
     output, so that progress shows as it happens)."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1', nnUNet_raw=str(raw), nnUNet_preprocessed=str(preprocessed), nnUNet_results=str(results),
-               nnUNet_def_n_proc=str(n_proc),
+    env = dict(os.environ, PYTHONUNBUFFERED='1', nnUNet_raw=str(raw), nnUNet_preprocessed=str(preprocessed),
+               nnUNet_results=str(results), nnUNet_def_n_proc=str(n_proc),
                nnUNet_n_proc_DA=str(n_proc if n_proc_da is None else n_proc_da))
     env['nnUNet_extTrainer'] = with_trainer_dir(env.get('nnUNet_extTrainer', ''))
     return env

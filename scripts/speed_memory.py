@@ -26,8 +26,8 @@ from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.nnunet_commands import nnunet_environment
-from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME, baseline_architecture, load_template, \
-    validate_template
+from nnunet_boundary.planning.templates import (BASELINE_CONFIGURATION, PLANS_NAME, baseline_architecture,
+                                                load_template, validate_template)
 
 NNUNET_3D_WIDTHS = [32, 320]  # nnU-Net's 3D default: 32 features at full resolution, at most 320
 
@@ -67,15 +67,13 @@ def main(argv=None) -> None:
         raise NnUNetBoundaryError("--baseline-widths needs --template (on CPU the default is the dataset's own plans)")
     require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed')
     folder = Path(os.environ['nnUNet_preprocessed']) / dataset_name(args.d)
-    plans = json.loads((folder / f'{PLANS_NAME}.json').read_text())
+    plans = None  # the dataset's own plans
     if template:
-        template_plans = load_template(template)
+        chosen = load_template(template)
         if args.baseline_widths:
-            template_plans['baseline_features_per_stage'] = args.baseline_widths
-            validate_template(template_plans, f'{template} with --baseline-widths {args.baseline_widths}')
-        plans = plans_with_template(plans, template_plans)
-    else:
-        plans = None
+            chosen['baseline_features_per_stage'] = args.baseline_widths
+            validate_template(chosen, f'{template} with --baseline-widths {args.baseline_widths}')
+        plans = plans_with_template(json.loads((folder / f'{PLANS_NAME}.json').read_text()), chosen)
     case = sorted(p.name[:-len('.pkl')] for p in (folder / f'{PLANS_NAME}_3d_fullres').glob('*.pkl'))[0]
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), folder.parent,
                              Path(os.environ.get('nnUNet_results', folder.parent / 'speed_results')))

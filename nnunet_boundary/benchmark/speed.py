@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from nnunet_boundary.environment import dataset_name
 from nnunet_boundary.errors import NnUNetBoundaryError
 
 
@@ -72,12 +73,11 @@ def load_trainer(trainer_name: str, dataset_id: int, fold: int, device: torch.de
     """The trainer nnUNetv2_train would build for ``-tr trainer_name -p nnUNetBoundaryPlans``,
     initialized (network, loss, optimizer), with ``plans`` overriding the preprocessed plans."""
     from nnunetv2.paths import nnUNet_preprocessed
-    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
     from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class
     from nnunet_boundary.planning.templates import PLANS_NAME
 
-    folder = Path(nnUNet_preprocessed.get()) / convert_id_to_dataset_name(dataset_id)
+    folder = Path(nnUNet_preprocessed.get()) / dataset_name(dataset_id)
     plans = plans or json.loads((folder / f'{PLANS_NAME}.json').read_text())
     dataset_json = json.loads((folder / 'dataset.json').read_text())
     trainer_class = find_trainer_class(trainer_name)
@@ -190,13 +190,12 @@ def loader_throughput(boundary: str, dataset_id: int, fold: int = 0, batches_per
     patch, alternating blocks of ``batches_per_block`` batches."""
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
-    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
     from nnunet_boundary.benchmark.trainers import find_trainer_class
     from nnunet_boundary.planning.templates import PLANS_NAME
     from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedDataLoader
 
-    folder = Path(nnUNet_preprocessed.get()) / convert_id_to_dataset_name(dataset_id)
+    folder = Path(nnUNet_preprocessed.get()) / dataset_name(dataset_id)
     plans = dict(plans or json.loads((folder / f'{PLANS_NAME}.json').read_text()), continue_training=False)
     trainer = find_trainer_class(boundary)(plans, '3d_fullres', fold, json.loads((folder / 'dataset.json').read_text()),
                                            torch.device('cpu'))

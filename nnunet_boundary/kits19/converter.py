@@ -22,7 +22,8 @@ import SimpleITK as sitk
 
 from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import (KiTS19Error, NIFTI_ENDING, geometry_mismatch, kits_case_dirs, read_image, select_cases, write_nifti, write_sitk)
+from nnunet_boundary.kits19.io import (KiTS19Error, NIFTI_ENDING, geometry_mismatch, kits_case_dirs, read_image,
+                                       select_cases, write_nifti, write_sitk)
 
 DATASET_NAME = 'KiTS19'
 KITS19_LABELS = (0, 1, 2)
