@@ -4,6 +4,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from helpers import tiny_network
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
+from nnunet_boundary.network.onednn_convolution import OneDNNConv3d, traceable_mkldnn_convolution
 from nnunet_boundary.planning.templates import load_template
 
 
@@ -86,33 +87,81 @@ def test_paper_template_builds_through_nnunet_and_fits_176():
     assert [tuple(o.shape[2:]) for o in out] == [(176,) * 3, (88,) * 3, (44,) * 3, (22,) * 3]
 
 
-def _conv_weights(net):
-    return [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+def _slow_kernel_calls(network, x) -> dict:
+    """Calls of PyTorch's slow native 3D convolution and of oneDNN's in one forward pass."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        network(x)
+    names = [event.name for event in profile.events()]
+    return {'slow_conv3d': sum('slow_conv3d' in n for n in names),
+            'mkldnn_convolution': sum(n == 'aten::mkldnn_convolution' for n in names)}
 
 
-def test_cpu_weights_are_channels_last_and_give_the_same_values():
+def test_batch_one_narrow_small_window_runs_onednn_not_slow_conv3d():
+    """nnU-Net's sliding window runs batch 1; PyTorch's heuristic would take slow_conv3d here."""
+    net = tiny_network(3).eval()
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.inference_mode():
+        calls = _slow_kernel_calls(net, x)
+        with torch.backends.mkldnn.flags(enabled=False):  # the same network through PyTorch's own choice
+            fallback = _slow_kernel_calls(net, x)
+    assert calls['slow_conv3d'] == 0
+    assert calls['mkldnn_convolution'] == sum(isinstance(m, torch.nn.Conv3d) for m in net.modules())
+    assert fallback['slow_conv3d'] > 0  # the test would notice if the fast path were lost
+
+
+@pytest.mark.parametrize('batch, channels, kernel, stride, patch', [
+    (1, 4, 3, 1, (10, 12, 14)), (2, 4, 3, 2, (9, 8, 8)), (1, 6, 1, 1, (5, 6, 7)), (1, 3, (1, 3, 3), (1, 2, 2), (4, 8, 8)),
+])
+def test_onednn_convolution_equals_nn_conv3d_in_values_and_gradients(batch, channels, kernel, stride, patch):
+    torch.manual_seed(0)
+    reference = torch.nn.Conv3d(channels, 5, kernel, stride, padding=0 if kernel == 1 else (0, 1, 1) if
+                                isinstance(kernel, tuple) else 1)
+    fast = OneDNNConv3d(channels, 5, kernel, stride, padding=reference.padding)
+    fast.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(batch, channels, *patch, requires_grad=True)
+    x_fast = x.detach().clone().requires_grad_(True)
+    with torch.backends.mkldnn.flags(enabled=False):
+        expected = reference(x)
+    out = fast(x_fast)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    target = torch.randn_like(out)
+    (out * target).sum().backward()
+    (expected * target).sum().backward()
+    torch.testing.assert_close(x_fast.grad, x.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.bias.grad, reference.bias.grad, rtol=1e-4, atol=1e-4)
+    assert fast.weight.is_contiguous()  # stored in the default layout: device moves and checkpoints as usual
+
+
+def test_network_gives_the_same_outputs_through_onednn_and_pytorchs_own_kernels():
     net = tiny_network(3)
-    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in _conv_weights(net))
-    reference = tiny_network(3)
-    reference.load_state_dict(net.state_dict(), strict=True)
-    for w in _conv_weights(reference):  # the same weights in PyTorch's default layout
-        w.data = w.data.contiguous()
-    x = torch.randn(2, 1, 16, 16, 16)
-    out, expected = net(x), reference(x)
+    x = torch.randn(1, 1, 16, 16, 16)
+    out = net(x)
+    with torch.backends.mkldnn.flags(enabled=False):
+        expected = net(x)
     for a, b in zip(list(out) + out.boundary, list(expected) + expected.boundary):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    target = torch.randn_like(out[0])
-    (out[0] - target).square().mean().backward(), (expected[0] - target).square().mean().backward()
-    for a, b in zip(_conv_weights(net), _conv_weights(reference)):
-        if b.grad is not None:  # the boundary heads get none from this loss
-            torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-3 * b.grad.abs().max().item())
 
 
-def test_every_move_sets_the_layout_of_the_target_device():
-    net = tiny_network(3)
-    for w in _conv_weights(net):
-        w.data = w.data.contiguous()
-    net.to(torch.device('cpu'))
-    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in _conv_weights(net))
-    net.to(torch.device('meta'))  # any device but the CPU
-    assert all(w.device.type == 'meta' and w.is_contiguous() for w in _conv_weights(net))
+def test_traceable_convolution_passes_pytorchs_custom_op_checks():
+    """Shape function, autograd and schema of the op torch.compile traces (torch.library.opcheck)."""
+    x = torch.randn(1, 3, 6, 7, 8, requires_grad=True)
+    weight = torch.randn(4, 3, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d).requires_grad_(True)
+    bias = torch.randn(4, requires_grad=True)
+    torch.library.opcheck(traceable_mkldnn_convolution, (x, weight, bias, [1, 1, 1], [2, 1, 1], [1, 1, 1], 1))
+
+
+def test_compiled_network_matches_eager_forward_and_backward():
+    """nnUNet_compile: the network traces as one graph on the CPU and computes what eager mode does."""
+    net = tiny_network(2)
+    x = torch.randn(1, 1, 8, 8, 8)
+    compiled = torch.compile(net, fullgraph=True)
+    out, expected = compiled(x), net(x)
+    for a, b in zip(list(out) + out.boundary, list(expected) + expected.boundary):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    out[0].square().mean().backward()
+    gradients = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+    net.zero_grad(set_to_none=True)
+    expected[0].square().mean().backward()
+    for a, b in zip(gradients, [p.grad for p in net.parameters() if p.grad is not None]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -31,10 +31,11 @@ trained with deep supervision loads strictly into the inference network. The swi
 ``network.decoder.deep_supervision``, the attribute nnU-Net's
 ``set_deep_supervision_enabled`` toggles.
 
-Memory layout: on CPU the convolution weights are kept channels-last
-(:mod:`nnunet_boundary.network.memory_layout`), which makes oneDNN run every convolution in that
-layout, about twice as fast at the narrow full-resolution levels; on other devices the layout is
-PyTorch's default. Values, parameter names and shapes do not depend on it.
+CPU speed: the plans' ``nn.Conv3d`` is built as
+:class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`, the same convolution that on the
+CPU always runs oneDNN in channels-last layout. PyTorch would otherwise run ``slow_conv3d`` on every
+narrow level of nnU-Net's batch-1 sliding window (6x slower prediction at a 32^3 window). Values,
+parameter names and shapes do not depend on it; on CUDA it is ``nn.Conv3d``.
 """
 from typing import List, Sequence, Type, Union
 
@@ -46,7 +47,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from nnunet_boundary.network.attention_gate import AttentionGate
-from nnunet_boundary.network.memory_layout import set_convolution_weight_layout
+from nnunet_boundary.network.onednn_convolution import onednn_conv_op
 
 IntOrSeq = Union[int, Sequence[int]]
 
@@ -214,6 +215,7 @@ class BoundaryAwareUNet(nn.Module):
                              f"got {strides[0]}")
         self.num_classes = num_classes
         self.strides = strides
+        conv_op = onednn_conv_op(conv_op)
         block_kwargs = dict(conv_bias=conv_bias, norm_op=norm_op, norm_op_kwargs=norm_op_kwargs,
                             nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
 
@@ -224,13 +226,6 @@ class BoundaryAwareUNet(nn.Module):
         levels = range(n_stages - 1)
         self.region_heads = nn.ModuleList(conv_op(2 * features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
         self.boundary_heads = nn.ModuleList(conv_op(features[s], num_classes, 1, 1, 0, bias=True) for s in levels)
-        set_convolution_weight_layout(self)
-
-    def _apply(self, fn, recurse=True):
-        # every move between devices (nnU-Net's ``network.to(device)``) passes here
-        module = super()._apply(fn, recurse)
-        set_convolution_weight_layout(self)
-        return module
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, BoundaryAwareOutput]:
         skips = self.encoder(x)
