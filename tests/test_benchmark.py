@@ -15,8 +15,11 @@ from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.benchmark import folds, predictions, report, speed
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class
 from nnunet_boundary.errors import NnUNetBoundaryError
-from nnunet_boundary.training.variants import BaselineTrainer_cpu, BoundaryTrainer_cpu, CpuBudget
+from nnunet_boundary.planning.templates import apply_template, load_template
+from nnunet_boundary.training.variants import BaselineTrainer_cpu, BoundaryTrainer_cpu
 from tests.helpers import tiny_network
+from tests.test_planning import nnunet_like_plans
+from tests.test_trainers import DATASET_JSON
 
 CASES = ['case_00010', 'case_00011', 'case_00012']
 
@@ -45,14 +48,15 @@ def test_trainer_configurations():
         find_trainer_class('NoSuchTrainer_xyz')
 
 
-def test_cpu_budgets_are_identical_for_both_trainers():
-    assert issubclass(BoundaryTrainer_cpu, CpuBudget) and issubclass(BaselineTrainer_cpu, CpuBudget)
+def test_cpu_budgets_are_identical_for_both_trainers(monkeypatch, tmp_path):
+    monkeypatch.setenv('nnUNet_results', str(tmp_path))
+    plans = dict(apply_template(nnunet_like_plans(), load_template('cpu_smoke')), continue_training=False)
     budgets = []
-    for cls in (BoundaryTrainer_cpu, BaselineTrainer_cpu):
-        trainer = object.__new__(cls)
-        trainer._set_cpu_budget()
-        budgets.append(vars(trainer))
-    assert budgets[0] == budgets[1] and budgets[0]['num_iterations_per_epoch'] > 0
+    for cls, configuration in ((BoundaryTrainer_cpu, '3d_fullres'), (BaselineTrainer_cpu, '3d_fullres_baseline')):
+        trainer = cls(dict(plans), configuration, 0, DATASET_JSON, torch.device('cpu'))
+        budgets.append([getattr(trainer, a) for a in ('num_epochs', 'num_iterations_per_epoch',
+                                                      'num_val_iterations_per_epoch', 'save_every')])
+    assert budgets[0] == budgets[1] == [30, 20, 1, 1]
 
 
 def test_fold_action_and_training_skips_finished_folds(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from helpers import tiny_network
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.losses.boundary_loss import BetaBalancedBCEWithLogitsLoss, BoundaryLoss
-from nnunet_boundary.losses.edges import region_edges
+from nnunet_boundary.losses.edges import edges_per_scale, region_edges
 
 
 def test_edges_of_a_cube_are_the_two_voxel_band_around_its_surface():
@@ -109,3 +109,56 @@ def test_total_loss_refuses_a_plain_tensor():
     loss, _, _ = _boundary_aware_loss()
     with pytest.raises(TypeError, match='deep supervision'):
         loss(torch.zeros(1, 2, 4, 4, 4), torch.zeros(1, 2, 4, 4, 4))
+
+
+def _edge_logit_gradient(loss, edges: torch.Tensor) -> float:
+    """Summed |gradient| on the edge logits of one crop, at an untrained network's output (logits 0)."""
+    logits = torch.zeros_like(edges, requires_grad=True)
+    loss(logits, edges).backward()
+    return logits.grad.abs().sum().item()
+
+
+def _tumor_crop_edges(with_tumor: bool) -> torch.Tensor:
+    """Edges of a 32^3 crop's regions (kidney+tumor, tumor), batch 1, with or without a small tumor."""
+    regions = torch.zeros(1, 2, 32, 32, 32)
+    regions[:, 0, 4:28, 6:26, 8:24] = 1
+    if with_tumor:
+        regions[:, 1, 10:16, 10:16, 10:16] = 1
+    return region_edges(regions)[:, 1:]  # the tumor channel
+
+
+def test_crop_without_edges_teaches_no_edge_with_a_gradient_of_the_same_order():
+    """Eq. 2 alone gives an edge-free crop (beta = 1) no gradient; min_edge_fraction restores it."""
+    with_edges, edge_free = _tumor_crop_edges(True), _tumor_crop_edges(False)
+    assert edge_free.sum() == 0 and with_edges.sum() > 0
+    paper = BoundaryLoss(batch_dice=False, ddp=False)
+    assert _edge_logit_gradient(paper, edge_free) < 1e-4 * _edge_logit_gradient(paper, with_edges)
+    fixed = BoundaryLoss(batch_dice=False, ddp=False, min_edge_fraction=0.01)
+    ratio = _edge_logit_gradient(fixed, edge_free) / _edge_logit_gradient(fixed, with_edges)
+    assert 0.1 < ratio < 10
+
+
+def test_min_edge_fraction_leaves_crops_with_more_edges_unchanged():
+    logits = torch.randn(1, 1, 8, 8, 8)
+    edges = (torch.rand(1, 1, 8, 8, 8) > 0.7).float()  # ~30 % edges
+    assert BetaBalancedBCEWithLogitsLoss(0.01)(logits, edges).item() == pytest.approx(
+        BetaBalancedBCEWithLogitsLoss()(logits, edges).item(), rel=1e-6)
+
+
+def _nnunet_downsampled(regions: torch.Tensor, factor: int) -> torch.Tensor:
+    """nnU-Net's deep-supervision targets: nearest-neighbour downsampling of the region masks."""
+    return torch.nn.functional.interpolate(regions, scale_factor=1 / factor, mode='nearest-exact')
+
+
+def test_pooled_edges_at_every_scale_agree_with_the_full_resolution_edges():
+    regions = torch.zeros(1, 2, 32, 32, 32)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(32.)] * 3, indexing='ij'))
+    regions[:, 0] = ((grid - 16).square().sum(0) < 11 ** 2).float()
+    regions[:, 1] = ((grid - torch.tensor([16., 20., 16.]).view(3, 1, 1, 1)).square().sum(0) < 3.5 ** 2).float()
+    targets = [_nnunet_downsampled(regions, f) for f in (1, 2, 4, 8)]
+    full = region_edges(regions)
+    pooled = edges_per_scale(targets, from_full_resolution=True)
+    for factor, coarse in zip((1, 2, 4, 8), pooled):
+        torch.testing.assert_close(coarse, torch.nn.functional.max_pool3d(full, factor))
+    own_scale = edges_per_scale(targets, from_full_resolution=False)
+    assert own_scale[3][:, 1].sum() == 0 < pooled[3][:, 1].sum()  # at 1/8 the small tumor's edge vanished

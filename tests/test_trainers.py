@@ -6,7 +6,9 @@ from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.planning.templates import apply_template, load_template
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
-from nnunet_boundary.training.variants import BaselineTrainer_smoke, BoundaryTrainer_Paper, BoundaryTrainer_smoke
+from nnunet_boundary.training.variants import (BaselineTrainer_4mm, BaselineTrainer_smoke, BoundaryTrainer_4mm,
+                                              BoundaryTrainer_Paper, BoundaryTrainer_Paper_4mm,
+                                              BoundaryTrainer_smoke, iterations_per_pass)
 from test_planning import nnunet_like_plans
 
 DATASET_JSON = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [1, 2],
@@ -43,7 +45,6 @@ def test_loss_composes_on_the_networks_training_output(trainer_class, plans):
     trainer = make(trainer_class, plans)
     loss = trainer._build_loss()
     assert isinstance(loss, BoundaryAwareLoss)
-    assert loss.boundary_loss.weight_factors == loss.region_loss.weight_factors
     patch = trainer.configuration_manager.patch_size
     value = loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer))
     value.backward()
@@ -87,3 +88,59 @@ def test_deep_supervision_is_required(plans):
     trainer.enable_deep_supervision = False
     with pytest.raises(NnUNetBoundaryError, match='deep supervision'):
         trainer._build_loss()
+
+
+def _boundary_loss_with_coarse_outputs_shifted(trainer, shift: float) -> float:
+    torch.manual_seed(0)
+    patch = trainer.configuration_manager.patch_size
+    output = trainer.network(torch.randn(2, 1, *patch))
+    output.boundary[1:] = [b + shift for b in output.boundary[1:]]
+    loss = trainer._build_loss()
+    return loss(output, fake_targets(trainer)).item()
+
+
+def test_boundary_supervision_at_full_resolution_only_ignores_the_coarse_boundary_outputs(plans):
+    """The paper supervises the boundary stream at full resolution; our deep supervision of it is a switch."""
+    full_resolution_only = make(type('FullResolutionOnly', (BoundaryTrainer,), {'boundary_deep_supervision': False}),
+                                plans)
+    assert _boundary_loss_with_coarse_outputs_shifted(full_resolution_only, 0.0) == pytest.approx(
+        _boundary_loss_with_coarse_outputs_shifted(full_resolution_only, 5.0), rel=1e-6)
+    every_scale = make(BoundaryTrainer, plans)
+    assert _boundary_loss_with_coarse_outputs_shifted(every_scale, 0.0) != pytest.approx(
+        _boundary_loss_with_coarse_outputs_shifted(every_scale, 5.0), rel=1e-3)
+
+
+def test_paper_epochs_are_passes_and_a_budget_keeps_its_total_steps(plans):
+    assert iterations_per_pass(51, 2) == 26 and iterations_per_pass(1, 8) == 1
+    paper = make(BoundaryTrainer_Paper_4mm, plans)
+    paper.num_iterations_per_epoch = iterations_per_pass(51, 2)  # what initialize() sets from the split
+    _, scheduler = paper.configure_optimizers()
+    baseline = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
+                                   device=torch.device('cpu'))
+    baseline_steps = baseline.num_epochs * baseline.num_iterations_per_epoch
+    assert baseline_steps == 1500
+    assert abs(paper.num_epochs * paper.num_iterations_per_epoch - baseline_steps) <= paper.num_iterations_per_epoch
+    assert scheduler.max_steps == paper.num_epochs  # the poly schedule ends with the budget
+
+
+def test_benchmark_4mm_rows_share_one_budget(plans):
+    boundary = make(BoundaryTrainer_4mm, plans)
+    baseline = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
+                                   device=torch.device('cpu'))
+    for attribute in ('num_epochs', 'num_iterations_per_epoch', 'num_val_iterations_per_epoch', 'initial_lr'):
+        assert getattr(boundary, attribute) == getattr(baseline, attribute)
+
+
+def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
+    """The ablation benchmark's baselines: nnU-Net's PlainConvUNet, same parameters and outputs, oneDNN kernels."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunet_boundary.network.onednn_convolution import OneDNNConv3d
+    trainer = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
+                                  device=torch.device('cpu'))
+    args = (trainer.plans_manager, trainer.configuration_manager, 1, 2, False)
+    fast, stock = trainer.build_network_architecture(*args), nnUNetTrainer.build_network_architecture(*args)
+    assert type(fast) is type(stock) and any(isinstance(m, OneDNNConv3d) for m in fast.modules())
+    fast.load_state_dict(stock.state_dict(), strict=True)
+    x = torch.randn(1, 1, *trainer.configuration_manager.patch_size)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.eval()(x), stock.eval()(x), rtol=1e-4, atol=1e-4)

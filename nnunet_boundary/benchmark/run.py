@@ -47,6 +47,7 @@ def environment_summary(device: str, command: str) -> dict:
 
 def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4),
                   device: str = 'cpu', n_proc: int = 2, speed: bool = True, command: str = '',
+                  modes: Sequence[str] = tuple(MODES),
                   log: Optional[Callable[[str], None]] = None) -> dict:
     """Run (or continue) the benchmark and write ``out/results.json``, ``RESULTS.md``, ``benchmark.png``."""
     require_nnunet_paths('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results')
@@ -81,7 +82,7 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
                 model_folder(Path(os.environ['nnUNet_results']), dataset_name, name, configurations[name]),
                 [fold], env, out / 'logs', device, log))
     rows = []
-    for mode in MODES:
+    for mode in modes:
         for name in trainers:
             evaluation = predict_and_evaluate(
                 dataset_id, name, configurations[name], mode, folds, raw / 'imagesTs', raw / 'labelsTs',

@@ -52,11 +52,12 @@ def count_parameters(network: torch.nn.Module) -> int:
 
 
 def forward_flops(network: torch.nn.Module, input_shape: Sequence[int], device: torch.device) -> int:
-    """FLOPs of one inference forward pass on an input of ``input_shape`` (batch included)."""
+    """FLOPs of one inference forward pass on an input of ``input_shape`` (batch included). The counter
+    knows PyTorch's generic convolution, so oneDNN's direct calls (OneDNNConv3d) are switched off here."""
     from torch.utils.flop_counter import FlopCounterMode
     x = torch.zeros(tuple(input_shape), device=device)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False), counter:
         network(x)
     return int(counter.get_total_flops())
 

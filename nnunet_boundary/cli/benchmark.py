@@ -4,6 +4,7 @@ import sys
 
 import torch
 
+from nnunet_boundary.benchmark.predictions import MODES
 from nnunet_boundary.benchmark.run import run_benchmark
 from nnunet_boundary.cli.errors import exits_cleanly
 
@@ -28,10 +29,13 @@ def main(argv=None) -> None:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='cpu or cuda (default: cuda when available)')
     parser.add_argument('-np', type=int, default=2, help='worker processes for nnU-Net (default 2)')
+    parser.add_argument('--settings', nargs='+', choices=list(MODES), default=list(MODES),
+                        help='test-prediction settings: single (fold 0, no TTA), ensemble_tta (the folds + mirroring); '
+                             'default both')
     parser.add_argument('--no-speed', action='store_true', help='skip the speed and memory measurements')
     args = parser.parse_args(argv)
     if not set(args.folds) <= set(range(5)):
         parser.error('--folds must be among 0 1 2 3 4')
     run_benchmark(args.d, args.trainers, args.out, folds=sorted(set(args.folds)), device=args.device,
-                  n_proc=args.np, speed=not args.no_speed,
+                  n_proc=args.np, speed=not args.no_speed, modes=args.settings,
                   command=' '.join(['nnunet_boundary_benchmark', *(sys.argv[1:] if argv is None else argv)]))

@@ -9,45 +9,54 @@ prediction with mirroring, ensembling, DDP.
 * ``_build_loss`` -- nnU-Net's region loss with deep supervision plus the boundary loss on the
   edges of the same targets, weighted by ``boundary_loss_weight`` (§3.3);
 * ``get_dataloaders`` -- the training loader crops centred on tumor / foreground / anywhere
-  with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4);
+  with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4;
+  :class:`~nnunet_boundary.training.tumor_weighted_sampler.TumorWeightedSampling`);
 * ``save_checkpoint`` -- nnU-Net's checkpoint, written under a temporary name and renamed, so a
   run killed while saving keeps its previous checkpoint for ``--c``;
 * opt-in seeding through ``NNUNET_BOUNDARY_SEED`` (:mod:`~nnunet_boundary.training.seeding`).
+
+Options are class attributes, so that a variant is a subclass that sets them (nnU-Net style):
+
+* ``boundary_loss_weight`` (1.0) -- weight of the boundary loss against the region loss;
+* ``tumor_weighted_sampling`` (True), ``p_tumor`` (0.8), ``p_foreground`` (0.1) -- the crop sampler;
+* ``min_edge_fraction`` (0.0 = eq. 2 exactly) -- floor of the edge fraction in beta, so that crops
+  without an edge still teach "no edge here" (:class:`~nnunet_boundary.losses.boundary_loss.BetaBalancedBCEWithLogitsLoss`);
+* ``edges_from_full_resolution`` (False) -- coarse-scale edge targets pooled from the
+  full-resolution edges instead of computed on nnU-Net's downsampled masks
+  (:func:`~nnunet_boundary.losses.edges.edges_per_scale`);
+* ``boundary_deep_supervision`` (True) -- supervise the boundary stream at every deep-supervision
+  scale (our addition) or, False, at full resolution only, as the paper describes.
 """
 import os
 
 import torch
 import torch.distributed as dist
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
-from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.losses.boundary_loss import BoundaryLoss
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareUNet
-from nnunet_boundary.regions import kidney_tumor_regions
 from nnunet_boundary.training.seeding import SEED_VARIABLE, seed_from_environment
-from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedDataLoader
+from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
 BOUNDARY_NETWORK = f'{BoundaryAwareUNet.__module__}.{BoundaryAwareUNet.__name__}'
 
 
-class BoundaryTrainer(nnUNetTrainer):
+class BoundaryTrainer(TumorWeightedSampling, nnUNetTrainer):
+    boundary_loss_weight = 1.0
+    min_edge_fraction = 0.0
+    edges_from_full_resolution = False
+    boundary_deep_supervision = True
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
-        self.foreground_region, self.tumor_region = kidney_tumor_regions(dataset_json)
         seed = seed_from_environment(dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
         super().__init__(plans, configuration, fold, dataset_json, device)
         if seed is not None:
             self.print_to_log_file(f"{SEED_VARIABLE}={seed}: seeded random, numpy and torch")
-        self.boundary_loss_weight = 1.0
-        self.p_tumor = 0.8
-        self.p_foreground = 0.1
 
     @staticmethod
     def build_network_architecture(plans_manager: PlansManager,
@@ -97,38 +106,14 @@ class BoundaryTrainer(nnUNetTrainer):
                                       "through the network's deep-supervision output.")
         region_loss = self._build_region_loss()
         boundary_loss = DeepSupervisionWrapper(
-            BoundaryLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp),
-            region_loss.weight_factors)
-        return BoundaryAwareLoss(region_loss, boundary_loss, self.boundary_loss_weight)
+            BoundaryLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp,
+                         min_edge_fraction=self.min_edge_fraction),
+            self._boundary_scale_weights(region_loss.weight_factors))
+        return BoundaryAwareLoss(region_loss, boundary_loss, self.boundary_loss_weight,
+                                 edges_from_full_resolution=self.edges_from_full_resolution)
 
-    def get_dataloaders(self):
-        """nnU-Net's loaders and augmentation; the training loader is tumor-weighted."""
-        deep_supervision_scales = self._get_deep_supervision_scales()
-        rotation, dummy_2d, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        regions = self.label_manager.foreground_regions
-        patch_size = self.configuration_manager.patch_size
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation, deep_supervision_scales, mirror_axes, dummy_2d,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=regions,
-            ignore_label=self.label_manager.ignore_label)
-        val_transforms = self.get_validation_transforms(
-            deep_supervision_scales, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=regions,
-            ignore_label=self.label_manager.ignore_label)
-        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
-        dl_tr = TumorWeightedDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size,
-                                        self.label_manager, transforms=tr_transforms,
-                                        tumor_region=self.tumor_region, foreground_region=self.foreground_region,
-                                        p_tumor=self.p_tumor, p_foreground=self.p_foreground)
-        dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, self.label_manager,
-                                  oversample_foreground_percent=self.oversample_foreground_percent,
-                                  transforms=val_transforms)
-        n_proc = get_allowed_n_proc_DA()
-        if n_proc == 0:
-            return SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
-        pin = self.device.type == 'cuda'
-        return (NonDetMultiThreadedAugmenter(dl_tr, None, n_proc, max(6, n_proc // 2), None, pin, 0.002),
-                NonDetMultiThreadedAugmenter(dl_val, None, max(1, n_proc // 2), max(3, n_proc // 4), None, pin,
-                                             0.002))
+    def _boundary_scale_weights(self, region_weights) -> tuple:
+        """The region loss's deep-supervision weights, or full resolution only (the paper)."""
+        if self.boundary_deep_supervision:
+            return tuple(region_weights)
+        return (1.0,) + (0.0,) * (len(region_weights) - 1)

@@ -1,22 +1,24 @@
-"""Variants of :class:`BoundaryTrainer` and the matching baseline, each a few lines, nnU-Net style."""
+"""Variants of :class:`BoundaryTrainer` and the matching baselines, each a few lines, nnU-Net style:
+a budget mixin first, then the options a variant changes, then the trainer it builds on."""
+import math
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+from nnunet_boundary.network.onednn_convolution import with_onednn_conv_op
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
 
-class BoundaryTrainer_Paper(BoundaryTrainer):
-    """The paper's recipe (§3.4): Adam, lr 5e-5 with poly decay (power 0.9, nnU-Net's
-    PolyLRScheduler), 300 epochs, Dice-only loss on the region outputs."""
+class BoundaryTrainer_Paper(BoundaryTrainer, nnUNetTrainerVanillaAdam):
+    """The paper's recipe (§3.4): Adam (nnU-Net's ``nnUNetTrainerVanillaAdam``), lr 5e-5 with poly
+    decay (power 0.9, nnU-Net's PolyLRScheduler), 300 epochs of one pass over the training cases
+    each, Dice-only loss on the region outputs, boundary stream supervised at full resolution only.
+    Remaining deviations are listed in the README."""
 
-    configure_optimizers = nnUNetTrainerVanillaAdam.configure_optimizers
-
-    def _build_region_loss(self):
-        """nnU-Net's region loss (and its deep-supervision weights, DDP-safe) with the BCE term off."""
-        loss = super()._build_region_loss()
-        loss.loss.weight_ce = 0
-        return loss
+    boundary_deep_supervision = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -24,46 +26,64 @@ class BoundaryTrainer_Paper(BoundaryTrainer):
         self.initial_lr = 5e-5
         self.num_epochs = 300
 
+    def _build_region_loss(self):
+        """nnU-Net's region loss (and its deep-supervision weights, DDP-safe) with the BCE term off."""
+        loss = super()._build_region_loss()
+        loss.loss.weight_ce = 0
+        return loss
 
-class SmokeBudget:
-    """A short, explicit training budget shared by the boundary trainer and the baseline, for
-    CPU demos and tests: 10 epochs of 15 iterations, 2 validation iterations, checkpoint every epoch."""
+    def initialize(self):
+        """An epoch is one pass over the training cases (nnU-Net's is a fixed 250 iterations); set before
+        nnU-Net builds the optimizer and the poly schedule."""
+        self.num_iterations_per_epoch = iterations_per_pass(len(self.do_split()[0]),
+                                                            self.configuration_manager.batch_size)
+        super().initialize()
 
-    def _set_smoke_budget(self):
-        self.num_epochs = 10
-        self.num_iterations_per_epoch = 15
-        self.num_val_iterations_per_epoch = 2
+
+def iterations_per_pass(n_cases: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_cases / batch_size))
+
+
+class TrainingBudget:
+    """Mixin (first in the bases): an explicit budget of ``budget_epochs * budget_iterations_per_epoch``
+    training steps, identical for every trainer that uses it. Subclasses set the class attributes."""
+
+    budget_epochs = 10
+    budget_iterations_per_epoch = 15
+    budget_val_iterations_per_epoch = 2
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.budget_epochs
+        self.num_iterations_per_epoch = self.budget_iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.budget_val_iterations_per_epoch
         self.save_every = 1
 
-
-class BoundaryTrainer_smoke(SmokeBudget, BoundaryTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._set_smoke_budget()
-
-
-class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._set_smoke_budget()
+    def configure_optimizers(self):
+        """The budget's total steps hold for every trainer, even one whose epoch length follows its data
+        (the paper's): nnU-Net calls this in ``initialize``, before the schedule reads ``num_epochs``."""
+        steps = self.budget_epochs * self.budget_iterations_per_epoch
+        self.num_epochs = max(1, round(steps / self.num_iterations_per_epoch))
+        return super().configure_optimizers()
 
 
-class CpuBudget:
-    """The CPU-scale benchmark budget (``benchmarks/kits19_phantom_cpu``), shared by the boundary
-    trainer and the baseline: 30 epochs of 20 iterations (600 steps at the plans' patch and batch),
-    1 validation iteration per epoch, checkpoint every epoch, nnU-Net's default augmentation.
+class SmokeBudget(TrainingBudget):
+    """CPU demos and tests: 10 epochs of 15 iterations, 2 validation iterations, checkpoint every epoch."""
+
+
+class CpuBudget(TrainingBudget):
+    """The CPU-scale benchmark budget (``benchmarks/kits19_phantom_cpu``): 30 epochs of 20 iterations
+    (600 steps at the plans' patch and batch), 1 validation iteration per epoch, nnU-Net's default
+    augmentation.
 
     nnU-Net's end-of-training validation of the fold's held-out cases runs without mirroring
     (8x cheaper on CPU); the checkpoints keep the mirroring axes, so ``nnUNetv2_predict`` still
     applies mirroring TTA unless told ``--disable_tta``."""
 
-    def _set_cpu_budget(self):
-        self.num_epochs = 30
-        self.num_iterations_per_epoch = 20
-        self.num_val_iterations_per_epoch = 1
-        self.save_every = 1
+    budget_epochs = 30
+    budget_iterations_per_epoch = 20
+    budget_val_iterations_per_epoch = 1
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         mirror_axes, self.inference_allowed_mirroring_axes = self.inference_allowed_mirroring_axes, None
@@ -73,15 +93,102 @@ class CpuBudget:
             self.inference_allowed_mirroring_axes = mirror_axes
 
 
+class Budget4mm(CpuBudget):
+    """The budget of ``benchmarks/kits19_phantom_4mm`` (4 mm, patch 32^3, batch 2): 30 epochs of 50
+    iterations = 1,500 steps, 2 validation iterations per epoch; final validation as :class:`CpuBudget`."""
+
+    budget_iterations_per_epoch = 50
+    budget_val_iterations_per_epoch = 2
+
+
+class BoundaryTrainer_smoke(SmokeBudget, BoundaryTrainer):
+    pass
+
+
+class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
+    pass
+
+
 class BoundaryTrainer_cpu(CpuBudget, BoundaryTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._set_cpu_budget()
+    pass
 
 
 class BaselineTrainer_cpu(CpuBudget, nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._set_cpu_budget()
+    pass
+
+
+# --- benchmarks/kits19_phantom_4mm: the ablation rows, one equal budget -------------------------------
+# "_run2" classes are identical to their namesakes: a second, independent training run (own folder).
+
+class OneDNNConvolutions:
+    """Trainer mixin: the plans' network with its 3D convolutions run by
+    :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d` -- numerically the same network,
+    but nnU-Net's batch-1 sliding window on the CPU no longer takes PyTorch's slow kernel. The
+    ablation benchmark's baselines use it, so that predicting 16 test cases costs minutes, not hours."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
+        return get_network_from_plans(
+            configuration_manager.network_arch_class_name,
+            with_onednn_conv_op(configuration_manager.network_arch_init_kwargs),
+            configuration_manager.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
+            allow_init=True, deep_supervision=enable_deep_supervision)
+
+
+class BaselineTrainer_4mm(Budget4mm, OneDNNConvolutions, nnUNetTrainer):
+    """nnU-Net as it is (its network, losses, crops, schedule), on oneDNN convolutions."""
+
+
+class BaselineTrainer_4mm_run2(BaselineTrainer_4mm):
+    pass
+
+
+class BaselineTumorSampler_4mm(Budget4mm, OneDNNConvolutions, TumorWeightedSampling, nnUNetTrainer):
+    """nnU-Net's network and losses with the paper's tumor-weighted crops only."""
+
+
+class BoundaryTrainer_4mm_architectureOnly(Budget4mm, BoundaryTrainer):
+    """The boundary network with nnU-Net's crops and no boundary loss: the architecture alone."""
+
+    boundary_loss_weight = 0.0
+    tumor_weighted_sampling = False
+
+
+class BoundaryTrainer_4mm(Budget4mm, BoundaryTrainer):
+    """BoundaryTrainer as it is."""
+
+
+class BoundaryTrainer_4mm_nnUNetCrops(Budget4mm, BoundaryTrainer):
+    """BoundaryTrainer with nnU-Net's own crop mix instead of the tumor-weighted sampler."""
+
+    tumor_weighted_sampling = False
+
+
+class BoundaryTrainer_4mm_edgeFreeCrops(Budget4mm, BoundaryTrainer):
+    """Fix 1 alone: crops without edges teach "no edge here" (beta capped at 0.99)."""
+
+    min_edge_fraction = 0.01
+
+
+class BoundaryTrainer_4mm_pooledEdges(Budget4mm, BoundaryTrainer):
+    """Fix 2 alone: coarse-scale edge targets pooled from the full-resolution edges."""
+
+    edges_from_full_resolution = True
+
+
+class BoundaryTrainer_4mm_fullResBoundary(Budget4mm, BoundaryTrainer):
+    """Fix 3 alone: the boundary stream supervised at full resolution only (the paper)."""
+
+    boundary_deep_supervision = False
+
+
+class BoundaryTrainer_4mm_fixed(Budget4mm, BoundaryTrainer):
+    """Fixes 1 and 2 together, boundary deep supervision kept."""
+
+    min_edge_fraction = 0.01
+    edges_from_full_resolution = True
+
+
+class BoundaryTrainer_Paper_4mm(Budget4mm, BoundaryTrainer_Paper):
+    """The paper's recipe at the benchmark's budget (1,500 steps)."""
