@@ -1,0 +1,61 @@
+"""The ablation analysis on fake per-case metrics: paired bootstrap, verdicts, rows of runs, the choice of
+the final variant on validation only."""
+import pytest
+
+from nnunet_boundary.benchmark import ablation
+from nnunet_boundary.benchmark.statistics import compare, paired_bootstrap, verdict
+
+CASES = [f'case_{i:05d}' for i in range(12)]
+
+
+def per_case(offset: float, spread: float = 0.0) -> dict:
+    return {c: {'kidney_dice': 0.9, 'tumor_dice': 0.4 + offset + spread * (i % 3 - 1), 'composite_dice': 0.65 + offset,
+                'tumor_nsd': 0.3 + offset, 'tumor_hd95': 20.0 - 10 * offset, 'kidney_hd95': 5.0, 'kidney_nsd': 0.8}
+            for i, c in enumerate(CASES)}
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_agreement():
+    mean, low, high = paired_bootstrap([0.1, 0.2, 0.3, 0.0, 0.15, 0.25])
+    assert low < mean < high and mean == pytest.approx(0.1667, abs=1e-3)
+    assert paired_bootstrap([0.05] * 10) == pytest.approx([0.05, 0.05, 0.05])
+    assert paired_bootstrap([1.0, -1.0] * 5)[1] < 0 < paired_bootstrap([1.0, -1.0] * 5)[2]
+
+
+def test_verdicts_follow_the_interval_and_the_metrics_direction():
+    assert verdict(0.01, 0.05, True) == 'better' and verdict(0.01, 0.05, False) == 'worse'
+    assert verdict(-0.05, -0.01, False) == 'better' and verdict(-0.02, 0.03, True) == 'no measurable difference'
+
+
+def test_comparison_pairs_cases_and_averages_runs_first():
+    result = compare([per_case(0.1), per_case(0.1)], [per_case(0.0, spread=0.05)], 'tumor_dice')
+    assert result['difference'][0] == pytest.approx(0.1) and result['verdict'] == 'better'
+    hd = compare([per_case(0.1)], [per_case(0.0)], 'tumor_hd95')
+    assert hd['difference'][0] == pytest.approx(-1.0) and hd['verdict'] == 'better' and hd['cases_better'] == 12
+    with pytest.raises(ValueError, match='different test cases'):
+        compare([per_case(0.1)], [{c: v for c, v in per_case(0.0).items() if c != CASES[0]}], 'tumor_dice')
+
+
+def _row(runs, boundary=True, validation=(0.5,)):
+    return {'runs': [{'trainer': f'T{i}', 'per_case': r, 'per_case_postprocessed': None, 'validation_dice': v}
+                     for i, (r, v) in enumerate(zip(runs, validation))], 'configuration': '3d_fullres',
+            'boundary_network': boundary}
+
+
+def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():
+    baseline = _row([per_case(0.0), per_case(0.0)], boundary=False, validation=(0.9, 0.9))
+    summaries = {'Baseline': ablation.summarize_row(baseline, baseline),
+                 'BestOnTest': ablation.summarize_row(_row([per_case(0.2)], validation=(0.60,)), baseline),
+                 'BestOnValidation': ablation.summarize_row(_row([per_case(-0.1)], validation=(0.70,)), baseline)}
+    assert 'postprocessed' not in summaries['Baseline']
+    assert summaries['BestOnTest']['raw']['vs_baseline']['tumor_dice']['verdict'] == 'better'
+    assert ablation.choose_final(summaries) == 'BestOnValidation'
+    head = ablation.headline(summaries, 'Baseline', 'BestOnValidation', 'raw')
+    assert set(head) == {'baseline_trainer', 'boundary_trainer', 'setting', 'baseline', 'boundary',
+                         'paired_difference_ci95'}
+    assert set(head['paired_difference_ci95']) == {'composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95'}
+    assert head['paired_difference_ci95']['tumor_dice'][0] == pytest.approx(-0.1)
+
+
+def test_second_runs_belong_to_their_row():
+    assert ablation.row_name('BaselineTrainer_4mm_run2') == 'BaselineTrainer_4mm'
+    assert ablation.row_name('BoundaryTrainer_4mm_fixed') == 'BoundaryTrainer_4mm_fixed'
