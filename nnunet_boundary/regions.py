@@ -43,5 +43,22 @@ def kidney_tumor_regions(dataset_json: dict, source: str = 'dataset.json') -> Tu
     if not isinstance(order, (list, tuple)) or len(order) != 2:
         raise NnUNetBoundaryError(f"{source}: 'regions_class_order' with two entries is required for "
                                   f"region-based training, got {order!r}; expected {EXAMPLE}")
+    require_order_matches_nesting(order, [outer, inner], source)
     as_key = lambda r: tuple(r) if isinstance(r, list) else r
     return as_key(outer), as_key(inner)
+
+
+def require_order_matches_nesting(order, regions, source: str = 'dataset.json') -> None:
+    """nnU-Net turns region outputs back into a label map by writing ``order[i]`` wherever region i is
+    predicted, later regions over earlier ones. With regions nested outermost first, ``order[i]`` must
+    be a label of region i that is not in region i + 1 (the label the voxels of region i keep when
+    the next region does not claim them); any other order swaps labels silently."""
+    for i, (label, region) in enumerate(zip(order, regions)):
+        inner = _as_set(regions[i + 1]) if i + 1 < len(regions) else set()
+        if label not in _as_set(region) or label in inner:
+            wanted = [sorted(_as_set(r) - (_as_set(regions[j + 1]) if j + 1 < len(regions) else set()))[0]
+                      for j, r in enumerate(regions)]
+            raise NnUNetBoundaryError(
+                f"{source}: 'regions_class_order' {list(order)} does not match the nesting of the regions "
+                f"{list(regions)}: entry {i} ({label}) must be a label of region {region!r} outside the next region; "
+                f"predicted labels would come out swapped. Use \"regions_class_order\": {wanted}")

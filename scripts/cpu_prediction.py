@@ -41,10 +41,19 @@ MODELS = {'boundary': ('BoundaryTrainer', '3d_fullres'), 'baseline': ('nnUNetTra
 CT_INTENSITIES = {'0': {'mean': 100.0, 'std': 60.0, 'percentile_00_5': -80.0, 'percentile_99_5': 300.0,
                         'median': 100.0, 'min': -1000.0, 'max': 1500.0}}
 
+#: nnU-Net's default resampling (what its planner writes for an isotropic dataset)
+NNUNET_RESAMPLING = {
+    'resampling_fn_data': 'resample_data_or_seg_to_shape', 'resampling_fn_seg': 'resample_data_or_seg_to_shape',
+    'resampling_fn_probabilities': 'resample_data_or_seg_to_shape',
+    'resampling_fn_data_kwargs': {'is_seg': False, 'order': 3, 'order_z': 0, 'force_separate_z': None},
+    'resampling_fn_seg_kwargs': {'is_seg': True, 'order': 1, 'order_z': 0, 'force_separate_z': None},
+    'resampling_fn_probabilities_kwargs': {'is_seg': False, 'order': 1, 'order_z': 0, 'force_separate_z': None}}
+
 
 def paper_plans() -> dict:
     plans = apply_template(nnunet_ct_plans(median_shape=(300, 400, 400)), load_template('kits19_176'))
     plans['foreground_intensity_properties_per_channel'] = CT_INTENSITIES
+    plans['configurations']['3d_fullres'].update(NNUNET_RESAMPLING)
     return plans
 
 
@@ -106,6 +115,7 @@ def measure_whole_ct(model: str, shape) -> dict:
         tmp = Path(tmp)
         write_model_folder(model, tmp / 'model')
         write_ct(shape, tmp / 'in')
+        (tmp / 'out').mkdir()  # nnU-Net's sequential prediction does not create it
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                     perform_everything_on_device=True, device=torch.device('cpu'), verbose=False,
                                     verbose_preprocessing=False, allow_tqdm=False)

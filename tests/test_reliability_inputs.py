@@ -77,7 +77,7 @@ def test_a_clean_dataset_passes_without_warnings(dataset):
     ({'regions_class_order': None}, "'regions_class_order' with two entries is required"),
     ({'labels': {'background': 0, 'kidney': [1, 2, 3], 'tumor': 2, 'cyst': 3}}, 'exactly two regions'),
     ({'labels': {'background': 0, 'kidney': [1, 3], 'tumor': 3}, 'regions_class_order': [1, 3]}, 'consecutive'),
-    ({'regions_class_order': [1, 3]}, "'regions_class_order' \\[1, 3\\] must list the foreground labels \\[1, 2\\]"),
+    ({'regions_class_order': [1, 3]}, "'regions_class_order' \\[1, 3\\] does not match the nesting"),
     ({'file_ending': None}, "missing \\['file_ending'\\]"),
     ({'numTraining': 5}, 'numTraining=5 but there are 3 training cases; set numTraining to 3'),
 ])
@@ -288,3 +288,61 @@ def test_predict_refuses_input_whose_channels_differ_from_training(results, caps
 def test_predict_refuses_input_files_without_channel_index(results, capsys):
     (results / 'in' / 'a_0000.nii.gz').rename(results / 'in' / 'a.nii.gz')
     assert 'file(s) without the channel index nnU-Net needs (a.nii.gz)' in predict_error(results, capsys)
+
+
+def test_a_regions_class_order_against_the_nesting_is_refused_naming_the_right_one():
+    """[2, 1] would make nnU-Net write kidney where it predicts tumor and the reverse, silently."""
+    from nnunet_boundary.errors import NnUNetBoundaryError
+    from nnunet_boundary.regions import kidney_tumor_regions
+    reversed_order = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [2, 1]}
+    with pytest.raises(NnUNetBoundaryError, match=r'swapped. Use "regions_class_order": \[1, 2\]'):
+        kidney_tumor_regions(reversed_order)
+    assert kidney_tumor_regions(dict(reversed_order, regions_class_order=[1, 2])) == ((1, 2), 2)
+
+
+def test_predict_never_writes_into_a_datasets_label_folder(results, capsys):
+    labels = results / 'Dataset950_Checks' / 'labelsTs'
+    labels.mkdir(parents=True)
+    (labels.parent / 'dataset.json').write_text('{}')
+    write(sitk.Image(4, 4, 4, sitk.sitkUInt8), labels / 'a.nii.gz')
+    with pytest.raises(SystemExit):
+        predict_main(['-i', str(results / 'in'), '-o', str(labels), '-d', '950', '-tr', 'BoundaryTrainer_smoke',
+                      '-f', '0', '-device', 'cpu', '--overwrite'])
+    assert 'is the label folder of the dataset Dataset950_Checks' in capsys.readouterr().err
+    assert sitk.ReadImage(str(labels / 'a.nii.gz')).GetPixelID() == sitk.sitkUInt8  # untouched
+
+
+def test_predict_replaces_existing_outputs_only_when_told(results, capsys):
+    (results / 'out').mkdir()
+    write(sitk.Image(4, 4, 4, sitk.sitkUInt8), results / 'out' / 'a.nii.gz')
+    err = predict_error(results, capsys)
+    assert 'already holds 1 of the outputs (a): pass --overwrite' in err
+
+
+def test_cases_added_after_a_first_planning_are_not_left_out_of_the_folds(dataset, monkeypatch, capsys):
+    """Old splits would keep new cases out of every fold: refused, saying what to do; a stale fingerprint is redone."""
+    preprocessed = dataset.parent.parent / 'preprocessed' / 'Dataset950_Checks'
+    preprocessed.mkdir(parents=True)
+    old_cases = ['case_00000', 'case_00001']  # the dataset now has case_00002 too
+    (preprocessed / 'splits_final.json').write_text(json.dumps([{'train': old_cases[:1], 'val': old_cases[1:]}] * 5))
+    monkeypatch.setenv('nnUNet_raw', str(dataset.parent))
+    monkeypatch.setenv('nnUNet_preprocessed', str(preprocessed.parent))
+    with pytest.raises(SystemExit) as exit_info:
+        plan_main(['-d', '950', '--template', 'cpu_smoke', '-np', '1'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert "splits 2 cases but the dataset has 3 (1 not in any fold, e.g. ['case_00002']" in err and 'mv ' in err
+
+    from nnunet_boundary.checks.stale_preprocessing import stale_fingerprint
+    (preprocessed / 'dataset_fingerprint.json').write_text(json.dumps({'shapes_after_crop': [[1, 1, 1]] * 2}))
+    assert 'describes 2 training cases, the dataset has 3: recomputing' in stale_fingerprint(preprocessed, 3)
+    assert stale_fingerprint(preprocessed, 2) is None
+    (preprocessed / 'dataset_fingerprint.json').write_text('{"shapes_after_crop": [[1, 1')  # half-written
+    assert 'unreadable' in stale_fingerprint(preprocessed, 2)
+
+
+def test_predict_explains_comma_separated_folds(results, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(['-i', str(results / 'in'), '-o', str(results / 'out'), '-d', '950', '-f', '0,1'])
+    assert exit_info.value.code == 2
+    assert "-f takes fold numbers separated by spaces (e.g. -f 0 1 2 3 4) or 'all', got 0,1" in capsys.readouterr().err

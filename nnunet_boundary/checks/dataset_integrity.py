@@ -154,18 +154,14 @@ def _load_dataset_json(dataset_dir: Path) -> dict:
 
 def declared_labels(dataset_json: dict, source: str) -> Tuple[List[int], List[int]]:
     """``(all label values a label map may hold, the tumor region's labels)``, after checking that the
-    two regions, the labels and ``regions_class_order`` agree."""
+    two regions, the labels and ``regions_class_order`` agree (the order with the nesting:
+    :func:`~nnunet_boundary.regions.require_order_matches_nesting`)."""
     outer, inner = kidney_tumor_regions(dataset_json, source)
     as_list = lambda r: list(r) if isinstance(r, tuple) else [r]
     values = sorted({0, *as_list(outer), *as_list(inner)})
     if values != list(range(len(values))):
         raise NnUNetBoundaryError(f"{source}: label values must be consecutive 0, 1, 2, ... (nnU-Net), got "
                                   f"{values}; renumber the label maps and 'labels'")
-    order = dataset_json['regions_class_order']
-    if sorted(order) != values[1:]:
-        raise NnUNetBoundaryError(
-            f"{source}: 'regions_class_order' {order} must list the foreground labels {values[1:]}, the label each "
-            f"region is written as when predictions are converted back (KiTS: [1, 2] = kidney, tumor)")
     ignore = dataset_json['labels'].get('ignore')
     return values + ([ignore] if ignore is not None else []), as_list(inner)
 

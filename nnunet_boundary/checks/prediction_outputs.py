@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, List
 
 from nnunet_boundary.checks.nifti_files import is_nifti, nifti_truncation
+from nnunet_boundary.errors import NnUNetBoundaryError
 
 
 def remove_incomplete_predictions(output_dir: Path, case_ids: Iterable[str], file_ending: str) -> List[str]:
@@ -24,3 +25,21 @@ def remove_incomplete_predictions(output_dir: Path, case_ids: Iterable[str], fil
                 path.unlink(missing_ok=True)
             removed.append(f"{segmentation.name}: {truncation}")
     return removed
+
+
+def require_safe_output_folder(output_dir: Path, case_ids: Iterable[str], file_ending: str, overwrite: bool,
+                               continue_prediction: bool) -> None:
+    """Never write predictions into a dataset's ``labels*`` folder (they would replace the ground truth
+    and any later evaluation against it would score perfectly), and replace existing outputs only when
+    told to (``--overwrite``; ``--continue_prediction`` keeps them)."""
+    output_dir = Path(output_dir).resolve()
+    if output_dir.name.startswith('labels') and (output_dir.parent / 'dataset.json').is_file():
+        raise NnUNetBoundaryError(
+            f"-o {output_dir} is the label folder of the dataset {output_dir.parent.name}: predictions would "
+            f"overwrite its ground truth. Write them to another folder.")
+    existing = [c for c in case_ids if (output_dir / f'{c}{file_ending}').is_file()]
+    if existing and not (overwrite or continue_prediction):
+        raise NnUNetBoundaryError(
+            f"-o {output_dir} already holds {len(existing)} of the outputs ({', '.join(existing[:3])}"
+            f"{', ...' if len(existing) > 3 else ''}): pass --overwrite to replace them, or --continue_prediction "
+            f"to keep them and predict only the missing cases")

@@ -3,7 +3,8 @@
 Before a model is loaded it checks nnU-Net's results folder variable, ``nnUNet_extTrainer`` for
 our trainers, the model folder and every requested fold's checkpoint, and that every input case
 has exactly the channels the model was trained with. With ``--continue_prediction`` it first
-deletes half-written outputs of an interrupted run (see
+deletes half-written outputs of an interrupted run; it never writes into a dataset's ``labels*``
+folder and replaces existing outputs only with ``--overwrite`` (see
 :mod:`nnunet_boundary.checks.prediction_outputs`). Then nnU-Net's ``nnUNetPredictor`` runs
 in-process exactly as ``nnUNetv2_predict`` would run it.
 """
@@ -16,7 +17,7 @@ import torch
 
 from nnunet_boundary.checks.case_files import require_channel_files
 from nnunet_boundary.checks.model_folder import require_fold_checkpoints, require_trainer_lookup
-from nnunet_boundary.checks.prediction_outputs import remove_incomplete_predictions
+from nnunet_boundary.checks.prediction_outputs import remove_incomplete_predictions, require_safe_output_folder
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
@@ -45,9 +46,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('-device', default='cuda', choices=('cuda', 'cpu', 'mps'), help='device (default cuda)')
     parser.add_argument('--continue_prediction', action='store_true',
                         help='keep complete outputs of an earlier run, redo missing and half-written ones')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace outputs that already exist in -o (without it, existing outputs are an error)')
     parser.add_argument('--save_probabilities', action='store_true', help='also write .npz probabilities')
     parser.add_argument('--disable_progress_bar', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
+    if not all(f == 'all' or f.isdigit() for f in args.f):
+        parser.error(f"-f takes fold numbers separated by spaces (e.g. -f 0 1 2 3 4) or 'all', got {' '.join(args.f)}")
     args.f = [f if f == 'all' else int(f) for f in args.f]
     return args
 
@@ -84,6 +89,7 @@ def main(argv=None) -> None:
     if not input_dir.is_dir():
         raise NnUNetBoundaryError(f"-i {input_dir}: no such folder")
     cases = require_channel_files(input_dir, dataset_json['file_ending'], len(dataset_json['channel_names']))
+    require_safe_output_folder(output_dir, cases, dataset_json['file_ending'], args.overwrite, args.continue_prediction)
     output_dir.mkdir(parents=True, exist_ok=True)
     if args.continue_prediction:
         for line in remove_incomplete_predictions(output_dir, cases, dataset_json['file_ending']):

@@ -4,7 +4,8 @@ import json
 import os
 from pathlib import Path
 
-from nnunet_boundary.checks.dataset_integrity import check_raw_dataset
+from nnunet_boundary.checks.dataset_integrity import check_raw_dataset, training_cases
+from nnunet_boundary.checks.stale_preprocessing import require_current_splits, stale_fingerprint
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
@@ -25,9 +26,15 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
     kidney_tumor_regions(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
     for note in check_raw_dataset(dataset_json_file.parent, num_processes):
         print(f"NOTE: {note}")
+    cases = training_cases(dataset_json_file.parent, json.loads(dataset_json_file.read_text()))
+    preprocessed_dir = Path(nnUNet_preprocessed.get()) / name
+    require_current_splits(preprocessed_dir, cases)
+    stale = None if clean_fingerprint else stale_fingerprint(preprocessed_dir, len(cases))
+    if stale:
+        print(f"NOTE: {stale}")
 
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes,
-                                check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint)
+                                check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint or bool(stale))
     if os.environ.get('nnUNet_n_proc_DA') == '0':
         # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which rejects 0
         os.environ['nnUNet_n_proc_DA'] = '1'
