@@ -80,6 +80,8 @@ def test_a_clean_dataset_passes_without_warnings(dataset):
     ({'regions_class_order': [1, 3]}, "'regions_class_order' \\[1, 3\\] does not match the nesting"),
     ({'file_ending': None}, "missing \\['file_ending'\\]"),
     ({'numTraining': 5}, 'numTraining=5 but there are 3 training cases; set numTraining to 3'),
+    ({'numTraining': '3'}, "'numTraining' must be a whole number \\(\"numTraining\": 3\\), got '3'"),
+    ({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2, 'ignore': 3}}, "the 'ignore' label .* is not supported"),
 ])
 def test_dataset_json_that_the_trainer_cannot_use_is_refused(dataset, changes, message):
     edit_json(dataset, **changes)
@@ -346,3 +348,20 @@ def test_predict_explains_comma_separated_folds(results, capsys):
         predict_main(['-i', str(results / 'in'), '-o', str(results / 'out'), '-d', '950', '-f', '0,1'])
     assert exit_info.value.code == 2
     assert "-f takes fold numbers separated by spaces (e.g. -f 0 1 2 3 4) or 'all', got 0,1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('text, message', [
+    (None, 'no dataset.json'),
+    ('{"labels": {"background": 0,}}', 'is not valid JSON'),
+])
+def test_planning_reports_an_unreadable_dataset_json_in_one_line(dataset, monkeypatch, capsys, text, message):
+    if text is None:
+        (dataset / 'dataset.json').unlink()
+    else:
+        (dataset / 'dataset.json').write_text(text)
+    monkeypatch.setenv('nnUNet_raw', str(dataset.parent))
+    monkeypatch.setenv('nnUNet_preprocessed', str(dataset.parent.parent / 'preprocessed'))
+    with pytest.raises(SystemExit) as exit_info:
+        plan_main(['-d', '950', '--template', 'cpu_smoke', '-np', '1'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith('error: ') and message in err and 'Traceback' not in err

@@ -138,7 +138,7 @@ def check_case(case: str, image_files: Sequence[Path], label_file: Path, declare
     return [], None if np.isin(label, tumor_labels).any() else 'no tumor'
 
 
-def _load_dataset_json(dataset_dir: Path) -> dict:
+def load_dataset_json(dataset_dir: Path) -> dict:
     path = dataset_dir / 'dataset.json'
     if not path.is_file():
         raise NnUNetBoundaryError(f"{dataset_dir}: no dataset.json; see nnU-Net's dataset_format.md")
@@ -149,6 +149,9 @@ def _load_dataset_json(dataset_dir: Path) -> dict:
     missing = [k for k in _REQUIRED_KEYS if k not in dataset_json]
     if missing:
         raise NnUNetBoundaryError(f"{path}: missing {missing} (nnU-Net requires {list(_REQUIRED_KEYS)})")
+    if not isinstance(dataset_json['numTraining'], int) or isinstance(dataset_json['numTraining'], bool):
+        raise NnUNetBoundaryError(f"{path}: 'numTraining' must be a whole number (\"numTraining\": 3), got "
+                                  f"{dataset_json['numTraining']!r}")
     return dataset_json
 
 
@@ -162,8 +165,12 @@ def declared_labels(dataset_json: dict, source: str) -> Tuple[List[int], List[in
     if values != list(range(len(values))):
         raise NnUNetBoundaryError(f"{source}: label values must be consecutive 0, 1, 2, ... (nnU-Net), got "
                                   f"{values}; renumber the label maps and 'labels'")
-    ignore = dataset_json['labels'].get('ignore')
-    return values + ([ignore] if ignore is not None else []), as_list(inner)
+    if 'ignore' in dataset_json['labels']:
+        raise NnUNetBoundaryError(
+            f"{source}: the 'ignore' label (nnU-Net's sparse annotation) is not supported by the boundary losses: "
+            f"edges next to unannotated voxels are unknown. Remove 'ignore' and label those voxels, or train the "
+            f"baseline nnUNetTrainer")
+    return values, as_list(inner)
 
 
 def training_cases(dataset_dir: Path, dataset_json: dict) -> Dict[str, Tuple[List[Path], Path]]:
@@ -203,7 +210,7 @@ def check_raw_dataset(dataset_dir: Path, num_processes: int = 1) -> List[str]:
     :raises NnUNetBoundaryError: listing every problem found, each with its case, file and fix.
     """
     dataset_dir = Path(dataset_dir)
-    dataset_json = _load_dataset_json(dataset_dir)
+    dataset_json = load_dataset_json(dataset_dir)
     labels, tumor_labels = declared_labels(dataset_json, str(dataset_dir / 'dataset.json'))
     cases = training_cases(dataset_dir, dataset_json)
     arguments = [(c, images, label, labels, tumor_labels) for c, (images, label) in cases.items()]

@@ -1,15 +1,16 @@
 """Fingerprint, plan and preprocess a dataset for the boundary-aware network with nnU-Net's own
 machinery, then lay a plans template over nnU-Net's plans (see :mod:`.templates`)."""
-import json
 import os
 from pathlib import Path
 
-from nnunet_boundary.checks.dataset_integrity import check_raw_dataset, training_cases
+from nnunet_boundary.checks.dataset_integrity import check_raw_dataset, load_dataset_json, training_cases
 from nnunet_boundary.checks.stale_preprocessing import require_current_splits, stale_fingerprint
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.planning.templates import PLANS_NAME, apply_template, patch_exceeds_image
 from nnunet_boundary.regions import kidney_tumor_regions
+
+CROSS_VALIDATION_FOLDS = 5  # nnU-Net's default split
 
 
 def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3d_fullres',
@@ -22,11 +23,16 @@ def plan_and_preprocess(dataset_id: int, template: dict, configuration: str = '3
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 
     name = dataset_name(dataset_id)
-    dataset_json_file = Path(nnUNet_raw.get()) / name / 'dataset.json'
-    kidney_tumor_regions(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
-    for note in check_raw_dataset(dataset_json_file.parent, num_processes):
+    raw_dir = Path(nnUNet_raw.get()) / name
+    dataset_json = load_dataset_json(raw_dir)
+    kidney_tumor_regions(dataset_json, str(raw_dir / 'dataset.json'))
+    for note in check_raw_dataset(raw_dir, num_processes):
         print(f"NOTE: {note}")
-    cases = training_cases(dataset_json_file.parent, json.loads(dataset_json_file.read_text()))
+    cases = training_cases(raw_dir, dataset_json)
+    if len(cases) < CROSS_VALIDATION_FOLDS:
+        print(f"WARNING: {len(cases)} training case(s): nnU-Net's {CROSS_VALIDATION_FOLDS}-fold cross-validation needs "
+              f"at least {CROSS_VALIDATION_FOLDS}, so training folds 0-4 would fail; train fold 'all' "
+              f"(nnUNetv2_train ID 3d_fullres all ...) or add cases")
     preprocessed_dir = Path(nnUNet_preprocessed.get()) / name
     require_current_splits(preprocessed_dir, cases)
     stale = None if clean_fingerprint else stale_fingerprint(preprocessed_dir, len(cases))
