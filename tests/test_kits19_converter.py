@@ -116,7 +116,7 @@ def test_restart_skips_done_cases_and_overwrites_stale_partial(kits, tmp_path):
 @pytest.mark.parametrize('breakage, message', [
     ('shape', 'case_00002: imaging and segmentation differ in size'),
     ('affine', 'case_00002: imaging and segmentation differ in spacing'),
-    ('labels', r'case_00002: .* label value\(s\) \[3\] outside 0/1/2'),
+    ('labels', r"case_00002: .* label values \[3\] outside KiTS19's 0 background"),
     ('truncated', 'case_00002: .*segmentation.nii.gz'),
 ])
 def test_bad_input_names_the_case(kits, tmp_path, breakage, message):
@@ -145,4 +145,14 @@ def test_cli_errors_are_one_line(kits, tmp_path, monkeypatch, capsys):
     assert err.startswith('error: ') and 'export nnUNet_raw=' in err and len(err.strip().splitlines()) == 1
     monkeypatch.setenv('nnUNet_raw', str(tmp_path / 'raw'))
     main([str(root), '-d', '64', '--cases', '1'])
+    assert (tmp_path / 'raw' / 'Dataset064_KiTS19' / 'labelsTr' / 'case_00001.nii.gz').is_file()
+
+
+def test_every_bad_case_is_reported_in_one_run_and_the_good_ones_converted(kits, tmp_path):
+    root, _ = kits
+    for case in ('case_00000', 'case_00002'):
+        write_kits_nifti(np.full((12, 40, 44), 3, np.uint8), SPACING, root / case / 'segmentation.nii.gz')
+    with pytest.raises(KiTS19Error, match=r'2 of 3 case\(s\) could not be converted') as error:
+        convert(root, tmp_path)
+    assert 'case_00000: ' in str(error.value) and 'case_00002: ' in str(error.value)
     assert (tmp_path / 'raw' / 'Dataset064_KiTS19' / 'labelsTr' / 'case_00001.nii.gz').is_file()

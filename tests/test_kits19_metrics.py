@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -119,3 +120,30 @@ def test_prediction_without_ground_truth_is_an_error(folders):
     write(cube(), pred_dir / 'case_00009.nii.gz')
     with pytest.raises(KiTS19Error, match='case_00009'):
         evaluate_folders(pred_dir, gt_dir)
+
+
+@pytest.mark.parametrize('corrupt, message', [
+    (lambda a: np.where(a == 1, 3, a).astype(np.uint8), "label values \\[3\\] outside KiTS19's 0 background"),
+    (lambda a: a.astype(np.float32) * 0.5, 'non-integer label values'),
+    (lambda a: a[a.shape[0] // 2], 'is 2D; KiTS19 label maps are 3D volumes'),
+])
+def test_label_maps_that_would_score_wrongly_are_refused_with_the_file(tmp_path, capsys, corrupt, message):
+    """A kidney stored as 3 scored composite Dice 1.0 against a prediction without kidney before."""
+    from nnunet_boundary.cli.evaluate import main as evaluate_main
+    labels = np.zeros((6, 8, 8), np.uint8)
+    labels[1:5, 2:6, 2:6], labels[2:4, 3:5, 3:5] = 1, 2
+    for folder, array in (('pred', labels), ('gt', corrupt(labels))):
+        (tmp_path / folder).mkdir()
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / folder / 'case_00000.nii.gz'))
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([str(tmp_path / 'pred'), str(tmp_path / 'gt')])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith('error: case_00000: ') and 'gt' in err
+    assert re.search(message, err)
+
+
+def test_an_output_path_that_is_a_folder_is_refused(tmp_path, capsys):
+    from nnunet_boundary.cli.evaluate import main as evaluate_main
+    with pytest.raises(SystemExit):
+        evaluate_main([str(tmp_path), str(tmp_path), '-o', str(tmp_path)])
+    assert f'-o {tmp_path} is a folder; give a file name, e.g. {tmp_path}/metrics.json' in capsys.readouterr().err

@@ -94,3 +94,10 @@ def test_bad_mask_names_the_case(masks, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(masks), str(tmp_path / 'out'), '--cases', '4'])
     assert exit_info.value.code == 2 and capsys.readouterr().err.startswith('error: case_00004')
+
+
+def test_a_broken_kits_json_is_reported_before_any_phantom_is_written(masks, tmp_path):
+    (masks / 'kits.json').write_text('[{"case_id": "case_00003",}]')
+    with pytest.raises(KiTS19Error, match='kits.json is not valid JSON'):
+        generate_phantoms(masks, tmp_path / 'out', log=lambda _: None)
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())

@@ -365,3 +365,13 @@ def test_planning_reports_an_unreadable_dataset_json_in_one_line(dataset, monkey
         plan_main(['-d', '950', '--template', 'cpu_smoke', '-np', '1'])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith('error: ') and message in err and 'Traceback' not in err
+
+
+def test_predict_warns_about_input_files_it_will_not_predict(results, capsys):
+    write(sitk.Image(4, 4, 4, sitk.sitkFloat32), results / 'in' / 'c_0000.nii')
+    (results / 'out').mkdir()
+    write(sitk.Image(4, 4, 4, sitk.sitkUInt8), results / 'out' / 'a.nii.gz')
+    with pytest.raises(SystemExit):  # stops at the existing output, after the input checks
+        predict_main(['-i', str(results / 'in'), '-o', str(results / 'out'), '-d', '950', '-tr',
+                      'BoundaryTrainer_smoke', '-f', '0', '-device', 'cpu'])
+    assert "1 file(s) not ending in the model's '.nii.gz' are not predicted (c_0000.nii)" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.kits19.io import require_output_file
 from nnunet_boundary.kits19.metrics import evaluate_folders, format_table, write_csv
 
 
@@ -22,6 +23,8 @@ def main(argv=None) -> None:
     parser.add_argument('--csv', type=Path, help='write the metrics as CSV here (one row per case, then the mean)')
     parser.add_argument('--tolerance-mm', type=float, default=2.0, help='NSD tolerance in mm (default 2)')
     args = parser.parse_args(argv)
+    require_output_file(args.output, 'metrics.json')
+    require_output_file(args.csv, 'metrics.csv', '--csv')
     results = evaluate_folders(args.pred_dir, args.gt_dir, args.tolerance_mm, log=print)
     print(format_table(results))
     if results['gt_without_prediction']:

@@ -3,6 +3,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_boundary.cli.errors import exits_cleanly
+from nnunet_boundary.kits19.io import require_output_file
 from nnunet_boundary.kits19.morphometry import measure_folder, write_report
 
 
@@ -19,6 +20,7 @@ def main(argv=None) -> None:
                         help='smaller label-2 components are fragments, not tumors (default 0.1 mL)')
     parser.add_argument('-np', type=int, default=1, help='worker processes (default 1)')
     args = parser.parse_args(argv)
+    require_output_file(args.output, 'report.csv')
     results = measure_folder(args.seg_dir, args.min_tumor_ml, args.np, log=print)
     print(f"{'case':<14}{'left kidney mL':>16}{'right kidney mL':>17}{'tumors':>8}  largest tumor")
     for r in results:

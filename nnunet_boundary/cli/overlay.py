@@ -3,14 +3,14 @@ import argparse
 from pathlib import Path
 
 from nnunet_boundary.cli.errors import exits_cleanly
-from nnunet_boundary.kits19.io import KiTS19Error, geometry_mismatch, read_image
+from nnunet_boundary.kits19.io import KiTS19Error, geometry_mismatch, read_image, read_label_map
 from nnunet_boundary.kits19.overlay import lps_array, save_overlay
 
 
 def _axial_arrays(image_path: Path, label_paths):
     """LPS-oriented (z, y, x) arrays of the image and label maps, after checking they share one grid."""
     image = read_image(image_path, image_path.name)
-    label_maps = [read_image(path, path.name) for path in label_paths]
+    label_maps = [read_label_map(path, path.name) for path in label_paths]
     for path, labels in zip(label_paths, label_maps):
         mismatch = geometry_mismatch(image, labels)
         if mismatch:

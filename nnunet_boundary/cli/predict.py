@@ -89,6 +89,12 @@ def main(argv=None) -> None:
     if not input_dir.is_dir():
         raise NnUNetBoundaryError(f"-i {input_dir}: no such folder")
     cases = require_channel_files(input_dir, dataset_json['file_ending'], len(dataset_json['channel_names']))
+    skipped = sorted(p.name for p in input_dir.iterdir()
+                     if p.is_file() and not p.name.startswith('.') and not p.name.endswith(dataset_json['file_ending']))
+    if skipped:
+        print(f"warning: -i {input_dir}: {len(skipped)} file(s) not ending in the model's "
+              f"'{dataset_json['file_ending']}' are not predicted ({', '.join(skipped[:3])}"
+              f"{', ...' if len(skipped) > 3 else ''}); convert them to predict them")
     require_safe_output_folder(output_dir, cases, dataset_json['file_ending'], args.overwrite, args.continue_prediction)
     output_dir.mkdir(parents=True, exist_ok=True)
     if args.continue_prediction:

@@ -23,10 +23,9 @@ import SimpleITK as sitk
 from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.kits19.io import (KiTS19Error, NIFTI_ENDING, geometry_mismatch, kits_case_dirs, read_image,
-                                       select_cases, write_nifti, write_sitk)
+                                       require_kits19_labels, select_cases, write_nifti, write_sitk)
 
 DATASET_NAME = 'KiTS19'
-KITS19_LABELS = (0, 1, 2)
 
 
 def dataset_json(num_training: int) -> dict:
@@ -61,14 +60,7 @@ def dataset_folder(nnunet_raw: Path, dataset_id: int) -> Path:
 def checked_labels(seg: sitk.Image, case: str, path: Path) -> sitk.Image:
     """The segmentation as uint8 after checking it only holds 0/1/2 (uint16 KiTS19 files included)."""
     labels = sitk.GetArrayFromImage(seg)
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.array_equal(labels, np.round(labels)):
-            raise KiTS19Error(f'{case}: {path} holds non-integer labels; expected 0 background, 1 kidney, 2 tumor')
-    present = np.unique(labels[labels != 0]) if labels.min() < 0 or labels.max() > 2 else ()
-    if len(present):
-        bad = sorted(set(present.tolist()) - set(KITS19_LABELS))
-        raise KiTS19Error(f'{case}: {path} holds label value(s) {bad[:5]} outside 0/1/2; '
-                          f'fix the segmentation or leave the case out with --cases')
+    require_kits19_labels(labels, case, path)
     out = sitk.GetImageFromArray(labels.astype(np.uint8))
     out.CopyInformation(seg)
     return out
@@ -117,6 +109,7 @@ def convert_kits19(kits_dir: Path, dataset_id: int, cases: Sequence[str] = None,
 
     out = dataset_folder(Path(nnunet_raw), dataset_id)
     split = {c: ('Tr' if i < len(usable) - num_test else 'Ts') for i, c in enumerate(usable)}
+    failed = []
     for i, case in enumerate(usable, 1):
         part = split[case]
         image_out = out / f'images{part}' / f'{case}_0000{NIFTI_ENDING}'
@@ -125,8 +118,16 @@ def convert_kits19(kits_dir: Path, dataset_id: int, cases: Sequence[str] = None,
         if image_out.is_file() and label_out.is_file():
             log(f'[{i}/{len(usable)}] {case}: already converted, skipped')
             continue
-        convert_case(case, chosen[case], image_out, label_out)
+        try:
+            convert_case(case, chosen[case], image_out, label_out)
+        except KiTS19Error as e:  # go on: the user learns about every bad case in one run
+            failed.append(str(e))
+            log(f'[{i}/{len(usable)}] {case}: NOT converted')
+            continue
         log(f'[{i}/{len(usable)}] {case} -> images{part}')
+    if failed:
+        raise KiTS19Error(f'{len(failed)} of {len(usable)} case(s) could not be converted (the others were; fix these, '
+                          f'or leave them out with --cases, and run again):\n  ' + '\n  '.join(failed))
 
     num_training = len(_case_files(out / 'labelsTr'))
     with atomic_output(out / 'dataset.json') as tmp:

@@ -10,7 +10,7 @@ and :func:`write_kits_nifti` reproduce that convention for files we synthesize.
 import re
 import zlib
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -107,6 +107,38 @@ def read_image(path: Path, case: str) -> sitk.Image:
     except RuntimeError as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else 'unreadable'
         raise KiTS19Error(f'{case}: cannot read {path} ({reason[:160]}): {fix}') from None
+
+
+KITS19_LABELS = (0, 1, 2)
+
+
+def read_label_map(path: Path, case: str) -> sitk.Image:
+    """:func:`read_image` of a KiTS19 label map, refusing what would give silently wrong metrics: another
+    dimension than 3, non-integer voxels (an interpolated map), labels outside 0 background, 1 kidney,
+    2 tumor (a kidney stored as 3 would count as background)."""
+    image = read_image(path, case)
+    if image.GetDimension() != 3:
+        raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; KiTS19 label maps are 3D volumes')
+    require_kits19_labels(sitk.GetArrayViewFromImage(image), case, path)
+    return image
+
+
+def require_kits19_labels(labels: np.ndarray, case: str, path: Path) -> None:
+    """Integer voxels among 0 background, 1 kidney, 2 tumor, or an error naming the case, file and fix."""
+    values = np.unique(labels)
+    if not np.issubdtype(values.dtype, np.integer) and not np.array_equal(values, np.round(values)):
+        raise KiTS19Error(f'{case}: {path} has non-integer label values (e.g. {values[values != np.round(values)][:3]}'
+                          f'); it was interpolated: resample label maps with nearest-neighbour interpolation')
+    unknown = sorted(set(values.astype(np.int64).tolist()) - set(KITS19_LABELS))
+    if unknown:
+        raise KiTS19Error(f'{case}: {path} has label values {unknown[:5]} outside KiTS19\'s 0 background, 1 kidney, '
+                          f'2 tumor; relabel it (KiTS21/23 cysts, label 3: map them to 1 for KiTS19 metrics)')
+
+
+def require_output_file(path: Optional[Path], example: str, flag: str = '-o') -> None:
+    """A file to write must not be an existing folder."""
+    if path is not None and Path(path).is_dir():
+        raise KiTS19Error(f"{flag} {path} is a folder; give a file name, e.g. {Path(path) / example}")
 
 
 def geometry_mismatch(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> str:

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import KiTS19Error, find_segmentations, geometry_mismatch, read_image
+from nnunet_boundary.kits19.io import KiTS19Error, find_segmentations, geometry_mismatch, read_label_map
 
 METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
 REGIONS = {'kidney': lambda labels: labels > 0, 'tumor': lambda labels: labels == 2}
@@ -98,7 +98,7 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, tolerance_mm: float = 2.0,
                           f"check that PRED_DIR and GT_DIR hold the same cases")
     per_case = {}
     for i, (case, pred_path) in enumerate(predictions.items(), 1):
-        pred, gt = read_image(pred_path, case), read_image(references[case], case)
+        pred, gt = read_label_map(pred_path, case), read_label_map(references[case], case)
         mismatch = geometry_mismatch(pred, gt)
         if mismatch:
             raise KiTS19Error(f'{case}: prediction {pred_path} and ground truth {references[case]} differ in '

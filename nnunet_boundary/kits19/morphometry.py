@@ -29,7 +29,7 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import find_segmentations, read_image
+from nnunet_boundary.kits19.io import find_segmentations, read_label_map
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'tumor', 'tumor_side', 'tumor_ml',
@@ -132,7 +132,7 @@ def measure_segmentation(seg: sitk.Image, case: str, min_tumor_ml: float = 0.1) 
 
 def _measure_file(args) -> CaseMorphometry:
     case, path, min_tumor_ml = args
-    return measure_segmentation(read_image(path, case), case, min_tumor_ml)
+    return measure_segmentation(read_label_map(path, case), case, min_tumor_ml)
 
 
 def measure_folder(seg_dir: Path, min_tumor_ml: float = 0.1, num_processes: int = 1,

@@ -292,6 +292,7 @@ def generate_phantoms(mask_root: Path, out_dir: Path, spacing_mm: Optional[float
     if missing:
         raise KiTS19Error(f"no segmentation.nii.gz for case(s) {', '.join(missing[:10])}; "
                           f"leave them out with --cases")
+    records = _read_kits_json(mask_root)  # before any work: a broken kits.json is found at once
     jobs = [(c, d / 'segmentation.nii.gz', out_dir, spacing_mm, seed) for c, d in chosen.items()]
     status, start = {}, time.time()
     pool = multiprocessing.Pool(num_processes) if num_processes > 1 else None
@@ -303,17 +304,30 @@ def generate_phantoms(mask_root: Path, out_dir: Path, spacing_mm: Optional[float
     finally:
         if pool:
             pool.terminate()
-    _copy_kits_json(mask_root, out_dir, chosen)
+    if records is not None:
+        _write_kits_json(records, out_dir, chosen)
     log(f'{sum(v == "written" for v in status.values())} case(s) written, '
         f'{sum(v == "skipped" for v in status.values())} skipped, in {time.time() - start:.0f} s -> {out_dir}')
     return status
 
 
-def _copy_kits_json(mask_root: Path, out_dir: Path, cases: Dict[str, Path]) -> None:
+def _read_kits_json(mask_root: Path) -> Optional[list]:
+    """The clinical records of ``mask_root/kits.json`` (or ``data/kits.json``), None if there is none."""
     source = next((p for p in (mask_root / 'kits.json', mask_root / 'data' / 'kits.json') if p.is_file()), None)
     if source is None:
-        return
-    records = json.loads(source.read_text())
+        return None
+    try:
+        records = json.loads(source.read_text())
+    except json.JSONDecodeError as e:
+        raise KiTS19Error(f"{source} is not valid JSON ({e}); restore it from the KiTS19 repository or move it "
+                          f"away to synthesize without clinical records") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise KiTS19Error(f"{source} must be KiTS19's list of per-case records ({{\"case_id\": ...}}, ...)")
+    return records
+
+
+def _write_kits_json(records: list, out_dir: Path, cases: Dict[str, Path]) -> None:
+    """The records with ``voxel_spacing`` set to the phantoms' grid."""
     for record in records:
         written = out_dir / record.get('case_id', '') / 'segmentation.nii.gz'
         if record.get('case_id') in cases and written.is_file():
