@@ -194,21 +194,19 @@ def loader_throughput(boundary: str, dataset_id: int, fold: int = 0, batches_per
 
     from nnunet_boundary.benchmark.trainers import find_trainer_class
     from nnunet_boundary.planning.templates import PLANS_NAME
-    from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedDataLoader
 
     folder = Path(nnUNet_preprocessed.get()) / dataset_name(dataset_id)
     plans = dict(plans or json.loads((folder / f'{PLANS_NAME}.json').read_text()), continue_training=False)
     trainer = find_trainer_class(boundary)(plans, '3d_fullres', fold, json.loads((folder / 'dataset.json').read_text()),
                                            torch.device('cpu'))
+    trainer._set_batch_size_and_oversample()
     dataset, _ = trainer.get_tr_and_val_datasets()
     _, _, initial_patch, _ = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
     configuration = trainer.configuration_manager
-    common = (dataset, configuration.batch_size, initial_patch, configuration.patch_size, trainer.label_manager)
     loaders = {
-        'tumor_weighted': TumorWeightedDataLoader(*common, tumor_region=trainer.tumor_region,
-                                                  foreground_region=trainer.foreground_region,
-                                                  p_tumor=trainer.p_tumor, p_foreground=trainer.p_foreground),
-        'nnunet_default': nnUNetDataLoader(*common,
+        'tumor_weighted': trainer.build_training_loader(dataset, initial_patch, None),
+        'nnunet_default': nnUNetDataLoader(dataset, trainer.batch_size, initial_patch, configuration.patch_size,
+                                           trainer.label_manager,
                                            oversample_foreground_percent=trainer.oversample_foreground_percent),
     }
     seconds = {name: 0.0 for name in loaders}

@@ -65,36 +65,54 @@ class TumorWeightedSampling:
         self.foreground_region, self.tumor_region = kidney_tumor_regions(dataset_json)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
+    def build_training_loader(self, dataset, initial_patch_size, transforms) -> nnUNetDataLoader:
+        """The training loader: tumor-weighted crops of ``initial_patch_size`` (nnU-Net's enlarged patch,
+        cut to the plans' patch after spatial augmentation)."""
+        return TumorWeightedDataLoader(dataset, self.batch_size, initial_patch_size,
+                                       self.configuration_manager.patch_size, self.label_manager,
+                                       transforms=transforms, tumor_region=self.tumor_region,
+                                       foreground_region=self.foreground_region, p_tumor=self.p_tumor,
+                                       p_foreground=self.p_foreground)
+
     def get_dataloaders(self):
-        """nnU-Net's ``get_dataloaders`` (2.8) with the tumor-weighted training loader."""
+        """nnU-Net 2.8's ``nnUNetTrainer.get_dataloaders``, unchanged but for the training loader, which
+        :meth:`build_training_loader` makes (nnU-Net offers no hook for it; ``tests/test_nnunet_internals.py``
+        fails when nnU-Net's version of this method changes)."""
         if not self.tumor_weighted_sampling:
             return super().get_dataloaders()
         deep_supervision_scales = self._get_deep_supervision_scales()
         rotation, dummy_2d, initial_patch_size, mirror_axes = \
             self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        regions = self.label_manager.foreground_regions
-        patch_size = self.configuration_manager.patch_size
+        labels = self.label_manager
+        regions = labels.foreground_regions if labels.has_regions else None
         tr_transforms = self.get_training_transforms(
-            patch_size, rotation, deep_supervision_scales, mirror_axes, dummy_2d,
+            self.configuration_manager.patch_size, rotation, deep_supervision_scales, mirror_axes, dummy_2d,
             use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=regions,
-            ignore_label=self.label_manager.ignore_label)
+            foreground_labels=labels.foreground_labels, regions=regions, ignore_label=labels.ignore_label)
         val_transforms = self.get_validation_transforms(
-            deep_supervision_scales, is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels, regions=regions,
-            ignore_label=self.label_manager.ignore_label)
+            deep_supervision_scales, is_cascaded=self.is_cascaded, foreground_labels=labels.foreground_labels,
+            regions=regions, ignore_label=labels.ignore_label)
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
-        dl_tr = TumorWeightedDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size,
-                                        self.label_manager, transforms=tr_transforms,
-                                        tumor_region=self.tumor_region, foreground_region=self.foreground_region,
-                                        p_tumor=self.p_tumor, p_foreground=self.p_foreground)
-        dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, self.label_manager,
+        dl_tr = self.build_training_loader(dataset_tr, initial_patch_size, tr_transforms)
+        patch_size = self.configuration_manager.patch_size
+        dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, labels,
                                   oversample_foreground_percent=self.oversample_foreground_percent,
-                                  transforms=val_transforms)
+                                  sampling_probabilities=None, pad_sides=None, transforms=val_transforms,
+                                  probabilistic_oversampling=self.probabilistic_oversampling)
+        return self._augmenters(dl_tr, dl_val)
+
+    def _augmenters(self, dl_tr, dl_val):
+        """nnU-Net's background augmenters (or in-process ones for ``nnUNet_n_proc_DA=0``), started."""
         n_proc = get_allowed_n_proc_DA()
         if n_proc == 0:
-            return SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
-        pin = self.device.type == 'cuda'
-        return (NonDetMultiThreadedAugmenter(dl_tr, None, n_proc, max(6, n_proc // 2), None, pin, 0.002),
-                NonDetMultiThreadedAugmenter(dl_val, None, max(1, n_proc // 2), max(3, n_proc // 4), None, pin,
-                                             0.002))
+            train, val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+        else:
+            pin = self.device.type == 'cuda'
+            train = NonDetMultiThreadedAugmenter(data_loader=dl_tr, transform=None, num_processes=n_proc,
+                                                 num_cached=max(6, n_proc // 2), seeds=None, pin_memory=pin,
+                                                 wait_time=0.002)
+            val = NonDetMultiThreadedAugmenter(data_loader=dl_val, transform=None, num_processes=max(1, n_proc // 2),
+                                               num_cached=max(3, n_proc // 4), seeds=None, pin_memory=pin,
+                                               wait_time=0.002)
+        next(train), next(val)  # as nnU-Net: start the workers now
+        return train, val

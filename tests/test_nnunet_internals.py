@@ -1,0 +1,95 @@
+"""The nnU-Net internals listed in docs/nnunet_internals.md, checked against the installed nnU-Net: a
+failure here means a new nnU-Net release changed something this package relies on."""
+import hashlib
+import inspect
+
+import pytest
+import torch
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+from nnunet_boundary.planning.templates import apply_template, load_template
+from test_planning import nnunet_like_plans
+from test_trainers import DATASET_JSON
+
+SEE = "see docs/nnunet_internals.md, row "
+
+#: sha256 (first 16 hex digits) of the source of methods whose body we copy or override in detail
+COPIED_SOURCES = {
+    (nnUNetTrainer, 'get_dataloaders'): ('5f59e2b907cfa2d1', 'TumorWeightedSampling.get_dataloaders is a copy of it: '
+                                                             're-copy it from the new nnU-Net'),
+    (nnUNetDataLoader, 'get_bbox'): ('25263f7173ae246b', 'TumorWeightedDataLoader.get_bbox relies on its '
+                                                         'force_fg/overwrite_class semantics: re-check them'),
+}
+
+
+@pytest.mark.parametrize('owner, name', list(COPIED_SOURCES))
+def test_copied_nnunet_methods_are_unchanged(owner, name):
+    digest, what_to_do = COPIED_SOURCES[owner, name]
+    source = inspect.getsource(getattr(owner, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == digest, \
+        f"nnU-Net changed {owner.__name__}.{name}: {what_to_do} ({SEE}'{owner.__name__}.{name}')"
+
+
+SIGNATURES = [
+    (nnUNetDataLoader.get_bbox, ['self', 'data_shape', 'force_fg', 'class_locations', 'overwrite_class', 'verbose']),
+    (nnUNetDataLoader.__init__, ['self', 'data', 'batch_size', 'patch_size', 'final_patch_size', 'label_manager',
+                                 'oversample_foreground_percent', 'sampling_probabilities', 'pad_sides',
+                                 'probabilistic_oversampling', 'transforms']),
+    (nnUNetTrainer.__init__, ['self', 'plans', 'configuration', 'fold', 'dataset_json', 'device']),
+    (nnUNetTrainer.build_network_architecture, ['plans_manager', 'configuration_manager', 'num_input_channels',
+                                                'num_output_channels', 'enable_deep_supervision']),
+    (get_network_from_plans, ['arch_class_name', 'arch_kwargs', 'arch_kwargs_req_import', 'input_channels',
+                              'output_channels', 'allow_init', 'deep_supervision']),
+    (MemoryEfficientSoftDiceLoss.__init__, ['self', 'apply_nonlin', 'batch_dice', 'do_bg', 'smooth', 'ddp']),
+    (PolyLRScheduler.__init__, ['self', 'optimizer', 'initial_lr', 'max_steps', 'exponent', 'current_step']),
+    (nnUNetPredictor.manual_initialization, ['self', 'network', 'plans_manager', 'configuration_manager',
+                                             'parameters', 'dataset_json', 'trainer_name',
+                                             'inference_allowed_mirroring_axes']),
+]
+
+
+@pytest.mark.parametrize('function, parameters', SIGNATURES, ids=lambda v: getattr(v, '__qualname__', ''))
+def test_nnunet_functions_we_call_keep_their_parameters(function, parameters):
+    assert list(inspect.signature(function).parameters) == parameters, \
+        f"nnU-Net changed the parameters of {function.__qualname__} ({SEE}naming it)"
+
+
+TRAINER_METHODS = ['_build_loss', '_get_deep_supervision_scales', 'configure_rotation_dummyDA_mirroring_and_inital_'
+                   'patch_size', 'get_training_transforms', 'get_validation_transforms', 'get_tr_and_val_datasets',
+                   'do_split', '_set_batch_size_and_oversample', 'perform_actual_validation', 'save_checkpoint',
+                   'configure_optimizers', 'initialize', 'set_deep_supervision_enabled', '_do_i_compile']
+TRAINER_ATTRIBUTES = ['inference_allowed_mirroring_axes', 'enable_deep_supervision', 'oversample_foreground_percent',
+                      'probabilistic_oversampling', 'num_epochs', 'num_iterations_per_epoch',
+                      'num_val_iterations_per_epoch', 'save_every', 'initial_lr', 'disable_checkpointing',
+                      'local_rank', 'is_ddp', 'is_cascaded', 'my_init_kwargs']
+
+
+def test_trainer_methods_and_attributes_we_use_exist(monkeypatch, tmp_path):
+    monkeypatch.setenv('nnUNet_results', str(tmp_path))
+    plans = dict(apply_template(nnunet_like_plans(), load_template('cpu_smoke')), continue_training=False)
+    trainer = nnUNetTrainer(plans, '3d_fullres_baseline', 0, DATASET_JSON, torch.device('cpu'))
+    assert 'continue_training' not in plans, f"nnU-Net no longer pops 'continue_training' from the plans ({SEE}" \
+                                             f"'plans key continue_training')"
+    missing = [m for m in TRAINER_METHODS if not callable(getattr(trainer, m, None))]
+    missing += [a for a in TRAINER_ATTRIBUTES if not hasattr(trainer, a)]
+    assert not missing, f"nnUNetTrainer no longer has {missing} ({SEE}naming them)"
+    assert set(trainer.my_init_kwargs) == {'plans', 'configuration', 'fold', 'dataset_json', 'device'}
+
+
+def test_region_loss_exposes_scale_weights_and_bce_weight_and_skips_zero_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv('nnUNet_results', str(tmp_path))
+    plans = dict(apply_template(nnunet_like_plans(), load_template('cpu_smoke')), continue_training=False)
+    trainer = nnUNetTrainer(plans, '3d_fullres_baseline', 0, DATASET_JSON, torch.device('cpu'))
+    loss = trainer._build_loss()
+    assert isinstance(loss, DeepSupervisionWrapper) and hasattr(loss, 'weight_factors') and \
+        hasattr(loss.loss, 'weight_ce'), f"nnU-Net's region loss changed its structure ({SEE}'_build_loss')"
+    calls = []
+    wrapper = DeepSupervisionWrapper(lambda x, y: calls.append(x) or x, (1.0, 0.0))
+    wrapper([torch.tensor(1.0), torch.tensor(2.0)], [None, None])
+    assert len(calls) == 1, f"DeepSupervisionWrapper evaluates zero-weight terms now ({SEE}'DeepSupervisionWrapper')"
