@@ -184,3 +184,31 @@ def test_speed_script_refuses_bad_input_clearly(tmp_path, args, message):
     result = subprocess.run([sys.executable, str(script), '-d', '913', '--device', 'cpu', *args],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2 and message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_whole_benchmark_trains_each_fold_back_to_back_and_predicts_each_setting(tmp_path, monkeypatch):
+    """run_benchmark's orchestration with nnU-Net's training and prediction replaced by records of the calls."""
+    from nnunet_boundary.benchmark import run
+    raw, pre = tmp_path / 'raw' / 'Dataset951_Bench', tmp_path / 'pre' / 'Dataset951_Bench'
+    (raw / 'labelsTs').mkdir(parents=True)
+    pre.mkdir(parents=True)
+    (raw / 'dataset.json').write_text(json.dumps({'file_ending': '.nii.gz'}))
+    (pre / 'nnUNetBoundaryPlans.json').write_text('{}')
+    for case in CASES:
+        (raw / 'labelsTs' / f'{case}.nii.gz').touch()
+    for name, folder in (('nnUNet_raw', raw.parent), ('nnUNet_preprocessed', pre.parent),
+                         ('nnUNet_results', tmp_path / 'res')):
+        monkeypatch.setenv(name, str(folder))
+    trained, predicted = [], []
+    monkeypatch.setattr(run, 'train_folds', lambda d, name, cfg, model, folds, *a: trained.append((folds[0], name))
+                        or {folds[0]: 'train'})
+    monkeypatch.setattr(run, 'predict_and_evaluate', lambda d, name, cfg, mode, *a: predicted.append((name, mode, cfg))
+                        or {'metrics': fake_metrics(0.0), 'seconds': 1.0})
+    results = run.run_benchmark(951, ['BoundaryTrainer_cpu', 'BaselineTrainer_cpu'], tmp_path / 'out', folds=[0, 1],
+                                speed=False, modes=['single'], log=lambda m: None)
+    assert trained == [(0, 'BoundaryTrainer_cpu'), (0, 'BaselineTrainer_cpu'), (1, 'BoundaryTrainer_cpu'),
+                       (1, 'BaselineTrainer_cpu')]
+    assert predicted == [('BoundaryTrainer_cpu', 'single', '3d_fullres'),
+                         ('BaselineTrainer_cpu', 'single', '3d_fullres_baseline')]
+    assert results['test_cases'] == CASES and set(results['accuracy_targets']) == {'single'}
+    assert (tmp_path / 'out' / 'RESULTS.md').is_file() and (tmp_path / 'out' / 'results.json').is_file()

@@ -15,7 +15,7 @@ from nnunet_boundary.benchmark.folds import train_folds
 from nnunet_boundary.benchmark import predictions
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.benchmark.predictions import MODES, predict_and_evaluate, test_cases
-from nnunet_boundary.benchmark.report import accuracy_row, accuracy_targets, write_results
+from nnunet_boundary.benchmark.report import accuracy_row, accuracy_targets, speed_targets, write_results
 from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class, model_folder
 from nnunet_boundary.environment import dataset_name as dataset_name_for, require_nnunet_paths
@@ -56,6 +56,33 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
     log = log or (lambda msg: print(f"[benchmark {time.time() - started:6.0f}s] {msg}", flush=True))
     if 0 not in folds:
         raise NnUNetBoundaryError("--folds must include fold 0: the single-model row uses it")
+    setup = _benchmark_setup(dataset_id, trainers, n_proc)
+    boundary, baseline = setup['boundary'], setup['baseline']
+    log(f"{setup['dataset_name']}: trainers {setup['configurations']}, folds {list(folds)}, "
+        f"{len(setup['cases'])} test cases, out {out}")
+    fold_status = _train_all(dataset_id, trainers, folds, setup, out, device, log)
+    rows = [accuracy_row(name, setup['configurations'][name], mode, folds,
+                         _predict_and_evaluate(dataset_id, name, mode, folds, setup, out, device, log))
+            for mode in modes for name in trainers]
+    results = {'dataset': setup['dataset_name'], 'dataset_id': dataset_id, 'plans': PLANS_NAME, 'folds': list(folds),
+               'test_cases': setup['cases'],
+               'trainers': {n: {'configuration': setup['configurations'][n], 'folds': fold_status[n]}
+                            for n in trainers},
+               'rows': sorted(rows, key=lambda r: (r['trainer'] != boundary, r['trainer'], r['mode'] != 'single')),
+               'accuracy_targets': accuracy_targets(rows, boundary, baseline) if boundary and baseline else {},
+               'environment': environment_summary(device, command)}
+    write_results(results, out)  # accuracy first: the speed section takes minutes more
+    if speed and boundary and baseline:
+        results['speed'] = _speed(dataset_id, boundary, baseline, setup, out / 'speed.json', device, log)
+        results['speed_targets'] = speed_targets(results['speed'])
+    results['environment']['benchmark_seconds_this_run'] = round(time.time() - started)
+    write_results(results, out)
+    log(f"done: {out / 'RESULTS.md'}")
+    return results
+
+
+def _benchmark_setup(dataset_id: int, trainers: Sequence[str], n_proc: int) -> dict:
+    """Folders, nnU-Net environment, test cases and each trainer's configuration, checked."""
     dataset_name = dataset_name_for(dataset_id)
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), Path(os.environ['nnUNet_preprocessed']),
                              Path(os.environ['nnUNet_results']), n_proc=n_proc)
@@ -68,49 +95,41 @@ def run_benchmark(dataset_id: int, trainers: Sequence[str], out: Path, folds: Se
     if not cases:
         raise NnUNetBoundaryError(f"{raw / 'labelsTs'} holds no test labels; convert with a held-out test set "
                                   f"(e.g. nnunet_boundary_convert_kits19 ... --num-test N)")
-    configurations = {name: configuration_for(find_trainer_class(name)) for name in trainers}
-    boundary = next((n for n in trainers if issubclass(find_trainer_class(n), BoundaryTrainer)), None)
-    baseline = next((n for n in trainers if not issubclass(find_trainer_class(n), BoundaryTrainer)), None)
-    log(f"{dataset_name}: trainers {configurations}, folds {list(folds)}, {len(cases)} test cases, out {out}")
+    classes = {name: find_trainer_class(name) for name in trainers}
+    return {'dataset_name': dataset_name, 'env': env, 'raw': raw, 'plans_file': plans_file, 'file_ending': file_ending,
+            'cases': cases, 'configurations': {name: configuration_for(c) for name, c in classes.items()},
+            'boundary': next((n for n, c in classes.items() if issubclass(c, BoundaryTrainer)), None),
+            'baseline': next((n for n, c in classes.items() if not issubclass(c, BoundaryTrainer)), None)}
 
-    # fold by fold, boundary and baseline back to back, so that a shared machine's load hits both alike
+
+def _train_all(dataset_id, trainers, folds, setup, out: Path, device: str, log) -> dict:
+    """Fold by fold, the trainers back to back, so that a shared machine's load hits them alike."""
     fold_status = {name: {} for name in trainers}
     for fold in folds:
         for name in trainers:
+            configuration = setup['configurations'][name]
             fold_status[name].update(train_folds(
-                dataset_id, name, configurations[name],
-                model_folder(Path(os.environ['nnUNet_results']), dataset_name, name, configurations[name]),
-                [fold], env, out / 'logs', device, log))
-    rows = []
-    for mode in modes:
-        for name in trainers:
-            evaluation = predict_and_evaluate(
-                dataset_id, name, configurations[name], mode, folds, raw / 'imagesTs', raw / 'labelsTs',
-                out / 'predictions' / name / predictions.output_name(mode, folds), env, out / 'logs', device,
-                file_ending, log)
-            rows.append(accuracy_row(name, configurations[name], mode, folds, evaluation))
-    results = {'dataset': dataset_name, 'dataset_id': dataset_id, 'plans': PLANS_NAME, 'folds': list(folds),
-               'test_cases': cases, 'trainers': {n: {'configuration': configurations[n], 'folds': fold_status[n]}
-                                                 for n in trainers},
-               'rows': sorted(rows, key=lambda r: (r['trainer'] != boundary, r['trainer'], r['mode'] != 'single')),
-               'accuracy_targets': accuracy_targets(rows, boundary, baseline) if boundary and baseline else {},
-               'environment': environment_summary(device, command)}
-    write_results(results, out)  # accuracy first: the speed section takes minutes more
-    if speed and boundary and baseline:
-        speed_file = out / 'speed.json'
-        if speed_file.is_file():
-            log("speed and memory: measured by an earlier run, reusing speed.json")
-            results['speed'] = json.loads(speed_file.read_text())
-        else:
-            preprocessed_case = sorted(json.loads((plans_file.parent / 'splits_final.json').read_text())[0]['train'])[0]
-            speed_results = measure_speed(boundary, baseline, dataset_id, preprocessed_case, env, device=device,
-                                          log=log)
-            speed_results['loader'] = loader_throughput(boundary, dataset_id, log=log)
-            write_json_atomically(speed_results, speed_file)
-            results['speed'] = speed_results
-        from nnunet_boundary.benchmark.report import speed_targets
-        results['speed_targets'] = speed_targets(results['speed'])
-    results['environment']['benchmark_seconds_this_run'] = round(time.time() - started)
-    write_results(results, out)
-    log(f"done: {out / 'RESULTS.md'}")
-    return results
+                dataset_id, name, configuration,
+                model_folder(Path(os.environ['nnUNet_results']), setup['dataset_name'], name, configuration),
+                [fold], setup['env'], out / 'logs', device, log))
+    return fold_status
+
+
+def _predict_and_evaluate(dataset_id, name, mode, folds, setup, out: Path, device: str, log) -> dict:
+    raw = setup['raw']
+    return predict_and_evaluate(dataset_id, name, setup['configurations'][name], mode, folds, raw / 'imagesTs',
+                                raw / 'labelsTs', out / 'predictions' / name / predictions.output_name(mode, folds),
+                                setup['env'], out / 'logs', device, setup['file_ending'], log)
+
+
+def _speed(dataset_id, boundary: str, baseline: str, setup, speed_file: Path, device: str, log) -> dict:
+    """Speed and memory of the boundary and the baseline trainer, measured once and cached in ``speed_file``."""
+    if speed_file.is_file():
+        log("speed and memory: measured by an earlier run, reusing speed.json")
+        return json.loads(speed_file.read_text())
+    split = json.loads((setup['plans_file'].parent / 'splits_final.json').read_text())
+    speed_results = measure_speed(boundary, baseline, dataset_id, sorted(split[0]['train'])[0], setup['env'],
+                                  device=device, log=log)
+    speed_results['loader'] = loader_throughput(boundary, dataset_id, log=log)
+    write_json_atomically(speed_results, speed_file)
+    return speed_results
