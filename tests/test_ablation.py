@@ -59,3 +59,11 @@ def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validati
 def test_second_runs_belong_to_their_row():
     assert ablation.row_name('BaselineTrainer_4mm_run2') == 'BaselineTrainer_4mm'
     assert ablation.row_name('BoundaryTrainer_4mm_fixed') == 'BoundaryTrainer_4mm_fixed'
+
+
+def test_forest_plot_is_written(tmp_path):
+    baseline = _row([per_case(0.0)], boundary=False)
+    rows = {'Baseline': ablation.summarize_row(baseline, baseline),
+            'Variant': ablation.summarize_row(_row([per_case(0.05, spread=0.02)]), baseline)}
+    ablation.write_forest_plot({'rows': rows, 'baseline': 'Baseline'}, tmp_path)
+    assert (tmp_path / 'differences.png').stat().st_size > 1000

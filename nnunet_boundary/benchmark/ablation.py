@@ -167,6 +167,31 @@ def write_report(analysis: dict, out: Path) -> None:
     (out / 'RESULTS.md').write_text('\n'.join(lines))
 
 
+def write_forest_plot(analysis: dict, out: Path) -> None:
+    """``differences.png``: per headline metric, each row's paired difference to the baseline with its 95 %
+    interval, without (circles) and with (squares) postprocessing."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = [n for n in analysis['rows'] if n != analysis['baseline']]
+    fig, axes = plt.subplots(1, len(HEADLINE_METRICS), figsize=(4 * len(HEADLINE_METRICS), 0.5 * len(rows) + 1.5),
+                             sharey=True)
+    for ax, metric in zip(axes, HEADLINE_METRICS):
+        for offset, (setting, marker) in zip((-0.15, 0.15), (('raw', 'o'), ('postprocessed', 's'))):
+            for y, name in enumerate(rows):
+                if setting in analysis['rows'][name]:
+                    mean, low, high = analysis['rows'][name][setting]['vs_baseline'][metric]['difference']
+                    ax.errorbar(mean, y + offset, xerr=[[mean - low], [high - mean]], fmt=marker, color='k',
+                                capsize=3, label=setting if y == 0 else None)
+        ax.axvline(0, color='grey', lw=0.8)
+        ax.set_title(f'Δ {metric}' + (' (mm, lower is better)' if 'hd95' in metric else ''), fontsize=9)
+    axes[0].set_yticks(range(len(rows)), rows, fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / 'differences.png', dpi=110)
+    plt.close(fig)
+
+
 def analyse(benchmark: Path, baseline: str, out: Path, log=print) -> dict:
     from nnunet_boundary.benchmark.run import environment_summary
     results = json.loads((benchmark / 'results.json').read_text())
@@ -187,6 +212,8 @@ def analyse(benchmark: Path, baseline: str, out: Path, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(analysis, out / 'results.json')
     write_report(analysis, out)
+    if len(summaries) > 1:
+        write_forest_plot(analysis, out)
     return analysis
 
 
