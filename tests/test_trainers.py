@@ -144,3 +144,11 @@ def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
     x = torch.randn(1, 1, *trainer.configuration_manager.patch_size)
     with torch.no_grad():
         torch.testing.assert_close(fast.eval()(x), stock.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_equal_width_control_row_builds_the_boundary_network_at_the_baselines_widths(plans):
+    from nnunet_boundary.training.variants import BoundaryTrainer_4mm_equalWidths
+    trainer = make(BoundaryTrainer_4mm_equalWidths, plans)
+    widths = [stage.output_channels for stage in trainer.network.encoder.stages]
+    assert widths == [32, 64, 128, 256][:len(widths)]
+    assert trainer.configuration_manager.network_arch_init_kwargs['features_per_stage'][0] != 32  # plans untouched

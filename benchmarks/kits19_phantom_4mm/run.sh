@@ -23,7 +23,8 @@ nb convert_kits19 "$work/phantoms_4mm" -d 914 --num-test 16
 baseline=BaselineTrainer_4mm
 rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_nnUNetCrops BaselineTumorSampler_4mm
     BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
-    BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2"}
+    BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2
+    BoundaryTrainer_4mm_equalWidths"}
 done_rows="$baseline"
 for row in $rows; do
     done_rows="$done_rows $row"

@@ -1,11 +1,13 @@
 """Variants of :class:`BoundaryTrainer` and the matching baselines, each a few lines, nnU-Net style:
 a budget mixin first, then the options a variant changes, then the trainer it builds on."""
+import copy
 import math
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_boundary.network.onednn_convolution import with_onednn_conv_op
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
@@ -192,3 +194,22 @@ class BoundaryTrainer_4mm_fixed(Budget4mm, BoundaryTrainer):
 
 class BoundaryTrainer_Paper_4mm(Budget4mm, BoundaryTrainer_Paper):
     """The paper's recipe at the benchmark's budget (1,500 steps)."""
+
+
+class BoundaryTrainer_4mm_equalWidths(Budget4mm, BoundaryTrainer):
+    """Control row: the boundary network at the baseline's widths (32-256 instead of the paper's 16-128), so that
+    its comparison with the baseline is not one of network size."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
+        return BoundaryTrainer.build_network_architecture(
+            plans_manager, with_features_per_stage(configuration_manager, [32, 64, 128, 256]), num_input_channels,
+            num_output_channels, enable_deep_supervision)
+
+
+def with_features_per_stage(configuration_manager: ConfigurationManager, features) -> ConfigurationManager:
+    """A copy of the configuration whose network has the given widths."""
+    configuration = copy.deepcopy(configuration_manager.configuration)
+    configuration['architecture']['arch_kwargs']['features_per_stage'] = list(features)
+    return ConfigurationManager(configuration)
