@@ -29,9 +29,12 @@ def kidney_tumor_regions(dataset_json: dict, source: str = 'dataset.json') -> Tu
         raise NnUNetBoundaryError(f"{source}: 'labels' must map 'background' to 0; expected {EXAMPLE}")
     regions = [v for k, v in labels.items() if k not in ('background', 'ignore')]
     if len(regions) != 2:
+        kits23 = (" Three nested regions (KiTS21/23: kidney and masses, masses, tumor) are not supported yet; "
+                  "to train on such data now, relabel cysts (3) as kidney (1) in every label map and declare the "
+                  "two KiTS19 regions, which gives up the cyst class.") if len(regions) > 2 else ''
         raise NnUNetBoundaryError(
             f"{source}: the boundary-aware network predicts exactly two regions (kidney+tumor, tumor), "
-            f"found {len(regions)} foreground entries {regions}; expected {EXAMPLE}")
+            f"found {len(regions)} foreground entries {regions}; expected {EXAMPLE}.{kits23}")
     outer, inner = regions
     if not (isinstance(outer, (list, tuple)) and len(set(outer)) > 1):
         raise NnUNetBoundaryError(f"{source}: the first region must combine several labels (kidney+tumor), "
