@@ -11,6 +11,14 @@ from nnunet_boundary.errors import NnUNetBoundaryError
 
 Region = Union[int, Tuple[int, ...]]
 
+#: nnU-Net's dataset.json for KiTS19 CT with the two regions (``numTraining`` and descriptive keys added by callers)
+KITS19_DATASET_JSON = {
+    "channel_names": {"0": "CT"},
+    "labels": {"background": 0, "kidney": [1, 2], "tumor": 2},
+    "regions_class_order": [1, 2],
+    "file_ending": ".nii.gz",
+}
+
 EXAMPLE = ('"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}, "regions_class_order": [1, 2]')
 
 

@@ -32,9 +32,9 @@ from nnunet_boundary.network.activation_memory import saved_activation_bytes
 from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME, apply_template, load_template, \
     validate_template
+from nnunet_boundary.regions import KITS19_DATASET_JSON
 
-DATASET_JSON = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [1, 2],
-                'channel_names': {'0': 'CT'}, 'file_ending': '.nii.gz', 'numTraining': 1}
+DATASET_JSON = dict(KITS19_DATASET_JSON, numTraining=1)
 GIB = 2 ** 30
 
 

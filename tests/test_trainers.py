@@ -5,14 +5,14 @@ import torch
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.planning.templates import apply_template, load_template
+from nnunet_boundary.regions import KITS19_DATASET_JSON
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 from nnunet_boundary.training.variants import (BaselineTrainer_4mm, BaselineTrainer_smoke, BoundaryTrainer_4mm,
                                               BoundaryTrainer_Paper, BoundaryTrainer_Paper_4mm,
                                               BoundaryTrainer_smoke, iterations_per_pass)
 from test_planning import nnunet_like_plans
 
-DATASET_JSON = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [1, 2],
-                'channel_names': {'0': 'CT'}, 'file_ending': '.nii.gz', 'numTraining': 4}
+DATASET_JSON = dict(KITS19_DATASET_JSON, numTraining=4)
 
 
 @pytest.fixture

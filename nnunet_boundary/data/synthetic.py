@@ -16,13 +16,9 @@ import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
 from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.regions import KITS19_DATASET_JSON
 
-DATASET_JSON = {
-    "channel_names": {"0": "CT"},
-    "labels": {"background": 0, "kidney": [1, 2], "tumor": 2},
-    "regions_class_order": [1, 2],
-    "file_ending": ".nii.gz",
-}
+DATASET_JSON = KITS19_DATASET_JSON
 
 
 def _ellipsoid(grid: Sequence[np.ndarray], centre, radii) -> np.ndarray:

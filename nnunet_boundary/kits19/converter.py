@@ -24,23 +24,16 @@ from nnunet_boundary.environment import require_nnunet_paths
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.kits19.io import (KiTS19Error, NIFTI_ENDING, geometry_mismatch, kits_case_dirs, read_image,
                                        require_kits19_labels, select_cases, write_nifti, write_sitk)
+from nnunet_boundary.regions import KITS19_DATASET_JSON
 
 DATASET_NAME = 'KiTS19'
 
 
 def dataset_json(num_training: int) -> dict:
     """nnU-Net v2 ``dataset.json`` for KiTS19 with region-based training (kidney ⊃ tumor)."""
-    return {
-        "name": DATASET_NAME,
-        "description": "KiTS19 kidney and kidney tumor segmentation (Heller et al., arXiv:1904.00445)",
-        "reference": "https://github.com/neheller/kits19",
-        "licence": "CC BY-NC-SA 4.0",
-        "channel_names": {"0": "CT"},
-        "labels": {"background": 0, "kidney": [1, 2], "tumor": 2},
-        "regions_class_order": [1, 2],
-        "numTraining": num_training,
-        "file_ending": NIFTI_ENDING,
-    }
+    return dict(KITS19_DATASET_JSON, name=DATASET_NAME,
+                description="KiTS19 kidney and kidney tumor segmentation (Heller et al., arXiv:1904.00445)",
+                reference="https://github.com/neheller/kits19", licence="CC BY-NC-SA 4.0", numTraining=num_training)
 
 
 def dataset_folder(nnunet_raw: Path, dataset_id: int) -> Path:
