@@ -8,7 +8,6 @@ of size (slices, rows, columns) with direction ``(0,0,1, 0,1,0, -1,0,0)``. :func
 and :func:`write_kits_nifti` reproduce that convention for files we synthesize.
 """
 import re
-import zlib
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -16,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_boundary.checks.nifti_files import is_nifti, nifti_truncation
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.errors import NnUNetBoundaryError
 
@@ -80,28 +80,12 @@ def find_segmentations(folder: Path) -> Dict[str, Path]:
     return nested
 
 
-def gzip_is_complete(path: Path, chunk_bytes: int = 1 << 22) -> bool:
-    """Whether a gzip file decompresses to its end-of-stream marker.
-
-    ITK fills a truncated ``.nii.gz`` silently with zeros, so truncation must be checked apart.
-    """
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        with open(path, 'rb') as f:
-            while not decompressor.eof and (chunk := f.read(chunk_bytes)):
-                decompressor.decompress(chunk, 1 << 16)
-                while decompressor.unconsumed_tail and not decompressor.eof:
-                    decompressor.decompress(decompressor.unconsumed_tail, 1 << 16)
-    except zlib.error:
-        return False
-    return decompressor.eof
-
-
 def read_image(path: Path, case: str) -> sitk.Image:
     """SimpleITK read that names the case and file when the file is missing, truncated or not NIfTI."""
     fix = 'the file is missing, truncated or not NIfTI; re-download or re-create it'
-    if str(path).endswith('.gz') and Path(path).is_file() and not gzip_is_complete(path):
-        raise KiTS19Error(f'{case}: cannot read {path} (gzip stream incomplete): {fix}')
+    truncation = nifti_truncation(path) if is_nifti(path) and Path(path).is_file() else None
+    if truncation:  # ITK would fill a truncated file silently with zeros
+        raise KiTS19Error(f'{case}: cannot read {path} ({truncation}): {fix}')
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as e:

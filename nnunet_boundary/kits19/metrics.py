@@ -37,7 +37,9 @@ def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, gt).sum()) / total
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
+def surface_voxels(mask: np.ndarray) -> np.ndarray:
+    """The voxels of ``mask`` with a face neighbour (6-connectivity in 3D) outside it; the image border counts
+    as outside."""
     return mask & ~binary_erosion(mask, generate_binary_structure(mask.ndim, 1), border_value=0)
 
 
@@ -49,7 +51,7 @@ def surface_distances(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]
     """
     union = pred | gt
     box = tuple(slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in np.nonzero(union))
-    pred_surface, gt_surface = _surface(pred[box]), _surface(gt[box])
+    pred_surface, gt_surface = surface_voxels(pred[box]), surface_voxels(gt[box])
     to_gt = distance_transform_edt(~gt_surface, sampling=spacing)
     to_pred = distance_transform_edt(~pred_surface, sampling=spacing)
     return to_gt[pred_surface], to_pred[gt_surface]

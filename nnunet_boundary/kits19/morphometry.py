@@ -24,12 +24,13 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
-from scipy.ndimage import binary_erosion, center_of_mass, find_objects, label
+from scipy.ndimage import center_of_mass, find_objects, label
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.kits19.io import find_segmentations, read_label_map
+from nnunet_boundary.kits19.metrics import surface_voxels
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'tumor', 'tumor_side', 'tumor_ml',
@@ -68,19 +69,15 @@ def max_extent(centres_mm: np.ndarray, voxel_mm: Sequence[float]) -> float:
     return float(pdist(points).max())
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~binary_erosion(mask, border_value=0)
-
-
 def tumor_diameters(mask: np.ndarray, spacing: Sequence[float], axial_axis: int):
     """(max 3D diameter, max axial diameter) in mm of a (cropped) boolean region."""
     spacing = np.asarray(spacing, float)
-    diameter_3d = max_extent(np.argwhere(_surface(mask)) * spacing, spacing)
+    diameter_3d = max_extent(np.argwhere(surface_voxels(mask)) * spacing, spacing)
     in_plane = [a for a in range(3) if a != axial_axis]
     axial = 0.0
     for k in np.flatnonzero(mask.any(axis=tuple(in_plane))):
         section = np.take(mask, k, axis=axial_axis)
-        axial = max(axial, max_extent(np.argwhere(_surface(section)) * spacing[in_plane], spacing[in_plane]))
+        axial = max(axial, max_extent(np.argwhere(surface_voxels(section)) * spacing[in_plane], spacing[in_plane]))
     return diameter_3d, axial
 
 
