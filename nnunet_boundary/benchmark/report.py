@@ -6,8 +6,8 @@ from typing import Dict, List, Optional, Sequence
 from nnunet_boundary.atomic_files import atomic_output, write_json_atomically
 from nnunet_boundary.benchmark.predictions import MODES, mode_label
 from nnunet_boundary.benchmark.speed import RATIOS
+from nnunet_boundary.kits19.metrics import METRICS
 
-METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
 METRIC_LABELS = {'kidney_dice': 'kidney Dice', 'tumor_dice': 'tumor Dice', 'composite_dice': 'composite Dice',
                  'kidney_nsd': 'kidney NSD@2mm', 'tumor_nsd': 'tumor NSD@2mm', 'kidney_hd95': 'kidney HD95 (mm)',
                  'tumor_hd95': 'tumor HD95 (mm)'}
