@@ -10,6 +10,8 @@ from typing import Sequence
 import SimpleITK as sitk
 
 from nnunet_boundary.atomic_files import write_json_atomically
+from nnunet_boundary.benchmark.folds import train_folds
+from nnunet_boundary.benchmark.trainers import model_folder
 from nnunet_boundary.data.synthetic import write_synthetic_dataset
 from nnunet_boundary.kits19.metrics import evaluate_folders
 from nnunet_boundary.kits19.overlay import save_overlay
@@ -37,17 +39,9 @@ def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'c
     run_nnunet(['nnunet_boundary_plan_and_preprocess', '-d', DATASET_ID, '--template', 'cpu_smoke', '-np', n_proc],
                env, out / 'logs' / 'plan_and_preprocess.log')
 
-    model_dir = results / DATASET_NAME / f'{TRAINER}__{PLANS_NAME}__3d_fullres'
-    for i, fold in enumerate(folds):
-        fold_dir = model_dir / f'fold_{fold}'
-        if (fold_dir / 'checkpoint_final.pth').exists():
-            step(f"fold {fold}: already trained, skipping")
-            continue
-        resume = ['--c'] if (fold_dir / 'checkpoint_latest.pth').exists() else []
-        step(f"fold {fold} ({i + 1}/{len(folds)}): nnUNetv2_train {DATASET_ID} 3d_fullres {fold} -tr {TRAINER} "
-             f"-p {PLANS_NAME} {' '.join(resume)}")
-        run_nnunet(['nnUNetv2_train', DATASET_ID, '3d_fullres', fold, '-tr', TRAINER, '-p', PLANS_NAME,
-                    '-device', device, *resume], env, out / 'logs' / f'train_fold_{fold}.log', prefix=f'  fold {fold}: ')
+    # finished folds are skipped, interrupted ones resumed (--c) or validated (--val)
+    train_folds(DATASET_ID, TRAINER, '3d_fullres', model_folder(results, DATASET_NAME, TRAINER, '3d_fullres'), folds,
+                env, out / 'logs', device, step)
 
     predictions = out / 'predictions_ensemble_tta'
     step(f"predicting {num_test} held-out cases with the {len(folds)}-fold ensemble and mirroring TTA")
