@@ -173,13 +173,26 @@ class BoundaryAwareUNet(nn.Module):
     ``architecture.arch_kwargs`` (``input_channels``, ``num_classes`` and ``deep_supervision``
     come from nnU-Net).
 
-    :param n_stages: resolution levels, bottom included (``len(strides)``).
-    :param features_per_stage: width of each level (paper: 16, 32, 64, 128, 256).
-    :param kernel_sizes: per-level kernel sizes (paper: 3 everywhere).
-    :param strides: per-level strides; ``strides[0]`` must be all ones (the initial
-        convolution keeps full resolution), ``strides[s]`` is the downsampling into level s.
-    :param n_blocks_per_stage: residual blocks per encoder level; the last entry is the bottom
-        (paper: 1 per level, 4 at the bottom).
+    Args:
+        input_channels: image channels (1 for CT).
+        num_classes: region outputs, one sigmoid channel per nested region (KiTS19: 2, kidney+tumor
+            and tumor), and as many boundary channels.
+        n_stages: resolution levels, bottom included (``len(strides)``).
+        features_per_stage: width of each level, or one width for all (paper: 16, 32, 64, 128, 256).
+        conv_op: ``nn.Conv3d`` (or ``nn.Conv2d``); ``nn.Conv3d`` is built as
+            :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`.
+        kernel_sizes: kernel size per level (an int, one per axis, or one per-axis list per level;
+            paper: 3 everywhere).
+        strides: stride per level in the same forms; ``strides[0]`` must be all ones (the initial
+            convolution keeps full resolution), ``strides[s]`` is the downsampling into level s.
+        n_blocks_per_stage: residual blocks per encoder level; the last entry is the bottom
+            (paper: 1 per level, 4 at the bottom).
+        conv_bias: whether convolutions have a bias (nnU-Net: True).
+        norm_op, norm_op_kwargs: normalisation of the residual blocks (nnU-Net: instance norm, affine;
+            the paper: group norm with 8 groups).
+        nonlin, nonlin_kwargs: activation of the residual blocks (paper: ReLU).
+        deep_supervision: return the outputs of every level (training) instead of one tensor
+            (inference); nnU-Net toggles ``decoder.deep_supervision``.
     """
 
     def __init__(self,
