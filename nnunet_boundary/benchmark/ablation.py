@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -64,6 +65,19 @@ def postprocessed_metrics(trainer: str, configuration: str, predictions: Path, r
     return metrics
 
 
+def training_commit(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[str]:
+    """The commit of this package that was checked out when the run's training started (from the name of
+    nnU-Net's first training log, ``training_log_YYYY_MM_DD_HH_MM_SS.txt``, and ``git log``)."""
+    fold = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / 'fold_0'
+    logs = sorted(fold.glob('training_log_*.txt'))
+    if not logs:
+        return None
+    y, mo, d, h, mi, s = logs[0].stem.split('_')[2:8]
+    git = subprocess.run(['git', 'log', '-1', '--format=%h', f'--before={y}-{mo}-{d} {h}:{mi}:{s} +0000'],
+                         cwd=Path(__file__).parent, capture_output=True, text=True)
+    return git.stdout.strip() or None
+
+
 def validation_dice(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[float]:
     """nnU-Net's fold-0 validation: mean Dice over the regions (what variants are chosen on)."""
     summary = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / \
@@ -84,7 +98,8 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
                                                            find_trainer_class(r['trainer']), BoundaryTrainer)})
         row['runs'].append({'trainer': r['trainer'], 'per_case': r['per_case'],
                             'per_case_postprocessed': post['per_case'] if post else None,
-                            'validation_dice': validation_dice(r['trainer'], r['configuration'], results, env)})
+                            'validation_dice': validation_dice(r['trainer'], r['configuration'], results, env),
+                            'commit': training_commit(r['trainer'], r['configuration'], results, env)})
     return rows
 
 
@@ -96,7 +111,8 @@ def mean_metrics(runs: List[Dict[str, dict]]) -> Dict[str, float]:
 
 def summarize_row(row: dict, baseline: dict) -> dict:
     """Means over cases and runs, and paired differences against the baseline, per setting."""
-    summary = {'runs': [r['trainer'] for r in row['runs']], 'configuration': row['configuration'],
+    summary = {'runs': [r['trainer'] for r in row['runs']], 'commits': [r.get('commit') for r in row['runs']],
+               'configuration': row['configuration'],
                'boundary_network': row['boundary_network'],
                'validation_dice': [r['validation_dice'] for r in row['runs']]}
     for key, label in (('per_case', 'raw'), ('per_case_postprocessed', 'postprocessed')):
@@ -161,8 +177,10 @@ def write_report(analysis: dict, out: Path) -> None:
     if analysis.get('headline'):
         lines += ['## Headline (results.json "headline")', '', '```', json.dumps(analysis['headline'], indent=1),
                   '```', '']
-    lines += ['## Provenance', '', f"- produced by commit {analysis['commit']}; runs: "
-              + '; '.join(f"{n}: {', '.join(s['runs'])}" for n, s in analysis['rows'].items()),
+    lines += ['## Provenance', '', f"- analysis by commit {analysis['commit']}; each run trained by the commit "
+              f"checked out when it started: " + '; '.join(
+                  f"{run} {commit or '?'}" for s in analysis['rows'].values() for run, commit in
+                  zip(s['runs'], s.get('commits', [None] * len(s['runs'])))),
               '- reproduce: `bash benchmarks/kits19_phantom_4mm/run.sh` (restartable; see its header)', '']
     (out / 'RESULTS.md').write_text('\n'.join(lines))
 
