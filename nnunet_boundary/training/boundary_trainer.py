@@ -113,7 +113,9 @@ class BoundaryTrainer(TumorWeightedSampling, nnUNetTrainer):
                                  edges_from_full_resolution=self.edges_from_full_resolution)
 
     def _boundary_scale_weights(self, region_weights) -> tuple:
-        """The region loss's deep-supervision weights, or full resolution only (the paper)."""
+        """The region loss's deep-supervision weights, or full resolution only (the paper). Under DDP every
+        head must be in the loss, or DDP never completes its gradient all-reduce: there the coarse boundary
+        heads keep weight 1e-6, nnU-Net's own DDP weight for its lowest head."""
         if self.boundary_deep_supervision:
             return tuple(region_weights)
-        return (1.0,) + (0.0,) * (len(region_weights) - 1)
+        return (1.0,) + (1e-6 if self.is_ddp else 0.0,) * (len(region_weights) - 1)
