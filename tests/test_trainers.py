@@ -113,7 +113,8 @@ def test_boundary_supervision_at_full_resolution_only_ignores_the_coarse_boundar
 def test_paper_epochs_are_passes_and_a_budget_keeps_its_total_steps(plans):
     assert iterations_per_pass(51, 2) == 26 and iterations_per_pass(1, 8) == 1
     paper = make(BoundaryTrainer_Paper_4mm, plans)
-    paper.num_iterations_per_epoch = iterations_per_pass(51, 2)  # what initialize() sets from the split
+    paper.epochs_as_passes(51)  # what initialize() does with the split's training cases
+    assert paper.num_iterations_per_epoch == iterations_per_pass(51, paper.configuration_manager.batch_size)
     _, scheduler = paper.configure_optimizers()
     baseline = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
                                    device=torch.device('cpu'))
@@ -121,6 +122,9 @@ def test_paper_epochs_are_passes_and_a_budget_keeps_its_total_steps(plans):
     assert baseline_steps == 1500
     assert abs(paper.num_epochs * paper.num_iterations_per_epoch - baseline_steps) <= paper.num_iterations_per_epoch
     assert scheduler.max_steps == paper.num_epochs  # the poly schedule ends with the budget
+    full = make(BoundaryTrainer_Paper, plans)
+    full.epochs_as_passes(51)
+    assert full.num_epochs == 300  # the paper's 300 passes
 
 
 def test_benchmark_4mm_rows_share_one_budget(plans):

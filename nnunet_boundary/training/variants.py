@@ -21,6 +21,8 @@ class BoundaryTrainer_Paper(BoundaryTrainer, nnUNetTrainerVanillaAdam):
     Remaining deviations are listed in the README."""
 
     boundary_deep_supervision = False
+    #: True: when epochs become passes, keep the total number of steps (a fixed benchmark budget) instead of the epochs
+    keep_total_steps = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -35,11 +37,17 @@ class BoundaryTrainer_Paper(BoundaryTrainer, nnUNetTrainerVanillaAdam):
         return loss
 
     def initialize(self):
-        """An epoch is one pass over the training cases (nnU-Net's is a fixed 250 iterations); set before
-        nnU-Net builds the optimizer and the poly schedule."""
-        self.num_iterations_per_epoch = iterations_per_pass(len(self.do_split()[0]),
-                                                            self.configuration_manager.batch_size)
+        """Epochs become passes before nnU-Net builds the optimizer and the poly schedule from them."""
+        self.epochs_as_passes(len(self.do_split()[0]))
         super().initialize()
+
+    def epochs_as_passes(self, n_training_cases: int) -> None:
+        """An epoch is one pass over the training cases (nnU-Net's is a fixed 250 iterations); with
+        ``keep_total_steps`` the number of epochs changes so that the total number of steps stays."""
+        steps = self.num_epochs * self.num_iterations_per_epoch
+        self.num_iterations_per_epoch = iterations_per_pass(n_training_cases, self.configuration_manager.batch_size)
+        if self.keep_total_steps:
+            self.num_epochs = max(1, round(steps / self.num_iterations_per_epoch))
 
 
 def iterations_per_pass(n_cases: int, batch_size: int) -> int:
@@ -61,13 +69,6 @@ class TrainingBudget:
         self.num_iterations_per_epoch = self.budget_iterations_per_epoch
         self.num_val_iterations_per_epoch = self.budget_val_iterations_per_epoch
         self.save_every = 1
-
-    def configure_optimizers(self):
-        """The budget's total steps hold for every trainer, even one whose epoch length follows its data
-        (the paper's): nnU-Net calls this in ``initialize``, before the schedule reads ``num_epochs``."""
-        steps = self.budget_epochs * self.budget_iterations_per_epoch
-        self.num_epochs = max(1, round(steps / self.num_iterations_per_epoch))
-        return super().configure_optimizers()
 
 
 class SmokeBudget(TrainingBudget):
@@ -193,7 +194,9 @@ class BoundaryTrainer_4mm_fixed(Budget4mm, BoundaryTrainer):
 
 
 class BoundaryTrainer_Paper_4mm(Budget4mm, BoundaryTrainer_Paper):
-    """The paper's recipe at the benchmark's budget (1,500 steps)."""
+    """The paper's recipe at the benchmark's budget (1,500 steps, in epochs of one pass each)."""
+
+    keep_total_steps = True
 
 
 class BoundaryTrainer_4mm_equalWidths(Budget4mm, BoundaryTrainer):
