@@ -11,7 +11,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_boundary.planning.templates import apply_template, load_template
 from test_planning import nnunet_like_plans
@@ -44,8 +44,7 @@ SIGNATURES = [
     (nnUNetTrainer.__init__, ['self', 'plans', 'configuration', 'fold', 'dataset_json', 'device']),
     (nnUNetTrainer.build_network_architecture, ['plans_manager', 'configuration_manager', 'num_input_channels',
                                                 'num_output_channels', 'enable_deep_supervision']),
-    (get_network_from_plans, ['arch_class_name', 'arch_kwargs', 'arch_kwargs_req_import', 'input_channels',
-                              'output_channels', 'allow_init', 'deep_supervision']),
+    (ConfigurationManager.__init__, ['self', 'configuration_dict']),
     (MemoryEfficientSoftDiceLoss.__init__, ['self', 'apply_nonlin', 'batch_dice', 'do_bg', 'smooth', 'ddp']),
     (PolyLRScheduler.__init__, ['self', 'optimizer', 'initial_lr', 'max_steps', 'exponent', 'current_step']),
     (nnUNetPredictor.manual_initialization, ['self', 'network', 'plans_manager', 'configuration_manager',

@@ -91,9 +91,6 @@ def onednn_conv_op(conv_op: type) -> type:
 ONEDNN_CONV3D = f'{OneDNNConv3d.__module__}.{OneDNNConv3d.__name__}'
 
 
-def with_onednn_conv_op(arch_kwargs: dict) -> dict:
-    """nnU-Net plans' ``arch_kwargs`` with ``conv_op`` torch's Conv3d replaced by :class:`OneDNNConv3d`
-    (same network, parameters and values; only the CPU kernel differs)."""
-    if arch_kwargs.get('conv_op') in ('torch.nn.modules.conv.Conv3d', 'torch.nn.Conv3d', nn.Conv3d):
-        return dict(arch_kwargs, conv_op=ONEDNN_CONV3D)
-    return dict(arch_kwargs)
+def onednn_conv_op_name(conv_op: str) -> str:
+    """The plans' name of :class:`OneDNNConv3d` for torch's Conv3d, any other ``conv_op`` name unchanged."""
+    return ONEDNN_CONV3D if conv_op in ('torch.nn.modules.conv.Conv3d', 'torch.nn.Conv3d') else conv_op

@@ -6,10 +6,9 @@ import math
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnunet_boundary.network.onednn_convolution import with_onednn_conv_op
+from nnunet_boundary.network.onednn_convolution import onednn_conv_op_name
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
@@ -132,11 +131,10 @@ class OneDNNConvolutions:
     @staticmethod
     def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
-        return get_network_from_plans(
-            configuration_manager.network_arch_class_name,
-            with_onednn_conv_op(configuration_manager.network_arch_init_kwargs),
-            configuration_manager.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
-            allow_init=True, deep_supervision=enable_deep_supervision)
+        kwargs = configuration_manager.network_arch_init_kwargs
+        return nnUNetTrainer.build_network_architecture(
+            plans_manager, with_arch_kwargs(configuration_manager, conv_op=onednn_conv_op_name(kwargs['conv_op'])),
+            num_input_channels, num_output_channels, enable_deep_supervision)
 
 
 class BaselineTrainer_4mm(Budget4mm, OneDNNConvolutions, nnUNetTrainer):
@@ -207,12 +205,12 @@ class BoundaryTrainer_4mm_equalWidths(Budget4mm, BoundaryTrainer):
     def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
         return BoundaryTrainer.build_network_architecture(
-            plans_manager, with_features_per_stage(configuration_manager, [32, 64, 128, 256]), num_input_channels,
-            num_output_channels, enable_deep_supervision)
+            plans_manager, with_arch_kwargs(configuration_manager, features_per_stage=[32, 64, 128, 256]),
+            num_input_channels, num_output_channels, enable_deep_supervision)
 
 
-def with_features_per_stage(configuration_manager: ConfigurationManager, features) -> ConfigurationManager:
-    """A copy of the configuration whose network has the given widths."""
+def with_arch_kwargs(configuration_manager: ConfigurationManager, **changes) -> ConfigurationManager:
+    """A copy of the configuration whose network kwargs carry ``changes`` (the plans stay untouched)."""
     configuration = copy.deepcopy(configuration_manager.configuration)
-    configuration['architecture']['arch_kwargs']['features_per_stage'] = list(features)
+    configuration['architecture']['arch_kwargs'].update(changes)
     return ConfigurationManager(configuration)
