@@ -6,13 +6,16 @@
 # Every row trains fold 0 for the same 1,500 steps (Budget4mm). Rows run one after another, in ROWS order; finished trainings, predictions and evaluations are skipped on a rerun, so the
 # script resumes where it stopped. After each row the analysis (paired bootstrap against the baseline,
 # nnU-Net's postprocessing) rewrites RESULTS.md, results.json and differences.png here.
-#   [ROWS="..."] [KITS19_MASKS=../shared/kits19/data] bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
-# (default WORK_DIR /tmp/b4)
+#   [ROWS="..."] [STEPS=3000] [KITS19_MASKS=../shared/kits19/data] bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
+# (default WORK_DIR /tmp/b4). STEPS=3000: the 3,000-step set-up (Budget4mm3000; rows named ..._3000steps), results
+# in 3000_steps/ here.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/b4}"
 prepare_phantom_dataset "$work" 914 16 kits19_4mm $(python -c "print(' '.join('case_%05d' % (2 * i) for i in range(80)))")
-baseline=BaselineTrainer_4mm
+suffix=${STEPS:+_${STEPS}steps}
+results="$here${STEPS:+/${STEPS}_steps}"
+baseline=BaselineTrainer_4mm$suffix
 rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_nnUNetCrops BaselineTumorSampler_4mm
     BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
     BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2
@@ -20,8 +23,8 @@ rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_
 done_rows="$baseline"
 for row in $rows; do
     done_rows="$done_rows $row"  # results.json holds every row run so far; finished ones are only re-read
-    nb benchmark -d 914 --folds 0 --trainers $done_rows --out "$work/benchmark" --device cpu -np 2 --no-speed \
+    nb benchmark -d 914 --folds 0 --trainers $done_rows --out "$work/benchmark$suffix" --device cpu -np 2 --no-speed \
         --settings single
-    python -m nnunet_boundary.benchmark.ablation "$work/benchmark" --baseline $baseline --out "$here" \
+    python -m nnunet_boundary.benchmark.ablation "$work/benchmark$suffix" --baseline $baseline --out "$results" \
         || echo "run.sh: the analysis failed; training goes on with the next row" >&2
 done

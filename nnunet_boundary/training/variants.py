@@ -103,6 +103,13 @@ class Budget4mm(CpuBudget):
     budget_val_iterations_per_epoch = 2
 
 
+class Budget4mm3000(Budget4mm):
+    """:class:`Budget4mm` twice as long (60 epochs of 50 iterations = 3,000 steps): the second set-up tried in
+    ``benchmarks/kits19_phantom_4mm``, after the baseline learned no tumors in 1,500 steps."""
+
+    budget_epochs = 60
+
+
 class BoundaryTrainer_smoke(SmokeBudget, BoundaryTrainer):
     pass
 
@@ -207,6 +214,18 @@ class BoundaryTrainer_4mm_equalWidths(Budget4mm, BoundaryTrainer):
         return BoundaryTrainer.build_network_architecture(
             plans_manager, with_arch_kwargs(configuration_manager, features_per_stage=[32, 64, 128, 256]),
             num_input_channels, num_output_channels, enable_deep_supervision)
+
+
+class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
+    pass
+
+
+class BoundaryTrainer_4mm_3000steps(Budget4mm3000, BoundaryTrainer_4mm):
+    pass
+
+
+class BoundaryTrainer_4mm_fixed_3000steps(Budget4mm3000, BoundaryTrainer_4mm_fixed):
+    pass
 
 
 def with_arch_kwargs(configuration_manager: ConfigurationManager, **changes) -> ConfigurationManager:
