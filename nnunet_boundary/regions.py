@@ -1,11 +1,13 @@
-"""The two nested regions the boundary-aware network predicts (KiTS19: kidney+tumor, tumor).
+"""Nested regions, the targets the boundary-aware network predicts (one sigmoid channel each).
 
-Myronenko & Hatamizadeh (2019, §3.1) predict two sigmoid channels, region "kidney and tumor"
-and region "tumor", i.e. nnU-Net's region-based training with
-``"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}`` and
-``"regions_class_order": [1, 2]``.
+Myronenko & Hatamizadeh (2019, §3.1) predict two nested regions for KiTS19, "kidney and tumor"
+and "tumor", i.e. nnU-Net's region-based training with
+``"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}`` and ``"regions_class_order": [1, 2]``.
+The same holds for any number of regions each inside the previous one: KiTS21/23's
+kidney_and_mass ⊃ mass ⊃ tumor, BraTS' whole tumor ⊃ tumor core ⊃ enhancing tumor, or a single
+region. :func:`nested_regions` checks a dataset.json for that shape.
 """
-from typing import Tuple, Union
+from typing import Sequence, Tuple, Union
 
 from nnunet_boundary.errors import NnUNetBoundaryError
 
@@ -19,57 +21,81 @@ KITS19_DATASET_JSON = {
     "file_ending": ".nii.gz",
 }
 
-EXAMPLE = ('"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}, "regions_class_order": [1, 2]')
+#: the same for KiTS21/KiTS23 (labels 1 kidney, 2 tumor, 3 cyst) with the three official nested regions
+#: ("hierarchical evaluation classes"), named as the official evaluation code names them
+KITS23_DATASET_JSON = {
+    "channel_names": {"0": "CT"},
+    "labels": {"background": 0, "kidney_and_mass": [1, 2, 3], "mass": [2, 3], "tumor": 2},
+    "regions_class_order": [1, 3, 2],
+    "file_ending": ".nii.gz",
+}
+
+EXAMPLE = ('"labels": {"background": 0, "kidney": [1, 2], "tumor": 2}, "regions_class_order": [1, 2] '
+           '(KiTS23: "labels": {"background": 0, "kidney_and_mass": [1, 2, 3], "mass": [2, 3], "tumor": 2}, '
+           '"regions_class_order": [1, 3, 2])')
 
 
 def _as_set(region) -> set:
     return set(region) if isinstance(region, (list, tuple)) else {region}
 
 
-def kidney_tumor_regions(dataset_json: dict, source: str = 'dataset.json') -> Tuple[Region, Region]:
-    """Check that ``dataset_json`` declares two nested regions and return them as nnU-Net keys them
-    (lists become tuples): ``(foreground_region, tumor_region)``.
+def _as_key(region) -> Region:
+    """A region as nnU-Net's label manager keys it (lists become tuples)."""
+    return tuple(region) if isinstance(region, list) else region
 
-    :raises NnUNetBoundaryError: naming what is missing and showing the expected declaration.
+
+def nested_regions(dataset_json: dict, source: str = 'dataset.json') -> Tuple[Region, ...]:
+    """Check that ``dataset_json`` declares region-based training on nested regions, each strictly
+    inside the previous one, with a ``regions_class_order`` that matches the nesting, and return the
+    regions outermost first as nnU-Net keys them (lists become tuples).
+
+    :raises NnUNetBoundaryError: naming what is wrong and showing the expected declaration.
     """
     labels = dataset_json.get('labels')
     if not isinstance(labels, dict) or labels.get('background') != 0:
         raise NnUNetBoundaryError(f"{source}: 'labels' must map 'background' to 0; expected {EXAMPLE}")
-    regions = [v for k, v in labels.items() if k not in ('background', 'ignore')]
-    if len(regions) != 2:
-        kits23 = (" Three nested regions (KiTS21/23: kidney and masses, masses, tumor) are not supported yet; "
-                  "to train on such data now, relabel cysts (3) as kidney (1) in every label map and declare the "
-                  "two KiTS19 regions, which gives up the cyst class.") if len(regions) > 2 else ''
+    names = [k for k in labels if k not in ('background', 'ignore')]  # 'ignore' is refused by checks.dataset_integrity
+    regions = [labels[k] for k in names]
+    if not regions:
+        raise NnUNetBoundaryError(f"{source}: no foreground region declared; expected {EXAMPLE}")
+    if not isinstance(regions[0], (list, tuple)):
         raise NnUNetBoundaryError(
-            f"{source}: the boundary-aware network predicts exactly two regions (kidney+tumor, tumor), "
-            f"found {len(regions)} foreground entries {regions}; expected {EXAMPLE}.{kits23}")
-    outer, inner = regions
-    if not (isinstance(outer, (list, tuple)) and len(set(outer)) > 1):
-        raise NnUNetBoundaryError(f"{source}: the first region must combine several labels (kidney+tumor), "
-                                  f"got {outer!r}; expected {EXAMPLE}")
-    if not _as_set(inner) < _as_set(outer):
-        raise NnUNetBoundaryError(f"{source}: the second region {inner!r} must lie inside the first {outer!r} "
-                                  f"(tumor inside kidney+tumor); expected {EXAMPLE}")
+            f"{source}: the boundary-aware network trains on regions (nnU-Net's region-based training), so the "
+            f"first, outermost region must be a list of labels, got {names[0]!r}: {regions[0]!r}; expected {EXAMPLE}")
+    for (outer_name, outer), (inner_name, inner) in zip(zip(names, regions), zip(names[1:], regions[1:])):
+        if not _as_set(inner) < _as_set(outer):
+            raise NnUNetBoundaryError(
+                f"{source}: region {inner_name!r} {inner!r} must lie strictly inside the region before it, "
+                f"{outer_name!r} {outer!r}: the boundary-aware network needs nested regions, outermost first; "
+                f"expected {EXAMPLE}")
     order = dataset_json.get('regions_class_order')
-    if not isinstance(order, (list, tuple)) or len(order) != 2:
-        raise NnUNetBoundaryError(f"{source}: 'regions_class_order' with two entries is required for "
-                                  f"region-based training, got {order!r}; expected {EXAMPLE}")
-    require_order_matches_nesting(order, [outer, inner], source)
-    as_key = lambda r: tuple(r) if isinstance(r, list) else r
-    return as_key(outer), as_key(inner)
+    if not isinstance(order, (list, tuple)) or len(order) != len(regions):
+        raise NnUNetBoundaryError(f"{source}: 'regions_class_order' with {len(regions)} entries (one per region) is "
+                                  f"required for region-based training, got {order!r}; expected {EXAMPLE}")
+    require_order_matches_nesting(order, regions, source)
+    return tuple(_as_key(r) for r in regions)
 
 
-def require_order_matches_nesting(order, regions, source: str = 'dataset.json') -> None:
+def require_order_matches_nesting(order: Sequence[int], regions: Sequence, source: str = 'dataset.json') -> None:
     """nnU-Net turns region outputs back into a label map by writing ``order[i]`` wherever region i is
     predicted, later regions over earlier ones. With regions nested outermost first, ``order[i]`` must
     be a label of region i that is not in region i + 1 (the label the voxels of region i keep when
-    the next region does not claim them); any other order swaps labels silently."""
+    the next region does not claim them); any other order swaps labels silently.
+
+    The label must also be the *only* such label, or voxels of the others come back as ``order[i]``."""
     for i, (label, region) in enumerate(zip(order, regions)):
-        inner = _as_set(regions[i + 1]) if i + 1 < len(regions) else set()
-        if label not in _as_set(region) or label in inner:
-            wanted = [sorted(_as_set(r) - (_as_set(regions[j + 1]) if j + 1 < len(regions) else set()))[0]
-                      for j, r in enumerate(regions)]
+        own = _own_labels(regions, i)
+        if label not in own or len(own) > 1:
+            wanted = [sorted(_own_labels(regions, j))[0] for j in range(len(regions))]
+            problem = (f"region {region!r} has several labels {sorted(own)} outside the next region, so nnU-Net "
+                       f"cannot give each back its label" if len(own) > 1 else
+                       f"entry {i} ({label}) must be the label of region {region!r} outside the next region")
             raise NnUNetBoundaryError(
                 f"{source}: 'regions_class_order' {list(order)} does not match the nesting of the regions "
-                f"{list(regions)}: entry {i} ({label}) must be a label of region {region!r} outside the next region; "
-                f"predicted labels would come out swapped. Use \"regions_class_order\": {wanted}")
+                f"{list(regions)}: {problem}; predicted labels would come out swapped or merged."
+                + (f" Use \"regions_class_order\": {wanted}" if len(own) == 1 else ''))
+
+
+def _own_labels(regions: Sequence, i: int) -> set:
+    """Labels of region i that the next region does not contain."""
+    return _as_set(regions[i]) - (_as_set(regions[i + 1]) if i + 1 < len(regions) else set())

@@ -32,7 +32,8 @@ import torch
 
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.cli.errors import exits_cleanly
-from nnunet_boundary.data.synthetic import DATASET_JSON, synthetic_case
+from nnunet_boundary.data.synthetic import synthetic_case
+from nnunet_boundary.regions import KITS19_DATASET_JSON as DATASET_JSON
 from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, apply_template, load_template

@@ -11,7 +11,7 @@ from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import (BASELINE_CONFIGURATION, apply_template, available_templates,
                                                 load_template, validate_template)
-from nnunet_boundary.regions import kidney_tumor_regions
+from nnunet_boundary.regions import nested_regions
 
 
 def nnunet_like_plans():
@@ -68,6 +68,12 @@ def test_apply_template_builds_boundary_and_baseline_on_the_same_data():
     json.dumps(plans)  # serialisable as written to disk
 
 
+def test_apply_template_names_plans_and_data_after_the_plans_name():
+    plans = apply_template(nnunet_like_plans(), load_template('cpu_smoke'), plans_name='MyPlans')
+    assert plans['plans_name'] == 'MyPlans'
+    assert PlansManager(plans).get_configuration(BASELINE_CONFIGURATION).data_identifier == 'MyPlans_3d_fullres'
+
+
 def test_both_networks_of_the_cpu_template_run_on_its_patch():
     plans = apply_template(nnunet_like_plans(), load_template('cpu_smoke'))
     manager = PlansManager(plans)
@@ -79,25 +85,42 @@ def test_both_networks_of_the_cpu_template_run_on_its_patch():
 
 
 @pytest.mark.parametrize('dataset_json, message', [
-    ({'labels': {'background': 0, 'kidney': 1, 'tumor': 2}}, 'combine several labels'),
+    ({'labels': {'background': 0, 'kidney': 1, 'tumor': 2}}, 'must be a list of labels'),
+    ({'labels': {'background': 0}}, 'no foreground region'),
     ({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}}, 'regions_class_order'),
-    ({'labels': {'background': 0, 'kidney': [1, 2]}, 'regions_class_order': [1]}, 'exactly two regions'),
-    ({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 3}, 'regions_class_order': [1, 2]}, 'inside'),
+    ({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [1]}, '2 entries'),
+    ({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 3}, 'regions_class_order': [1, 2]}, 'strictly inside'),
+    ({'labels': {'background': 0, 'kidney_and_mass': [1, 2, 3], 'mass': [2, 3], 'cyst': 3, 'tumor': 2},
+      'regions_class_order': [1, 2, 3, 2]}, "'tumor' 2 must lie strictly inside"),
+    ({'labels': {'background': 0, 'a': [1, 2, 3], 'b': 3}, 'regions_class_order': [1, 3]}, 'several labels'),
 ])
-def test_dataset_json_without_the_two_nested_regions_is_rejected(dataset_json, message):
+def test_dataset_json_without_nested_regions_is_rejected(dataset_json, message):
     with pytest.raises(NnUNetBoundaryError, match=message):
-        kidney_tumor_regions(dataset_json)
+        nested_regions(dataset_json)
 
 
-def test_kits_regions_are_returned_as_nnunet_keys_them():
-    assert kidney_tumor_regions({'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2},
-                                 'regions_class_order': [1, 2]}) == ((1, 2), 2)
+@pytest.mark.parametrize('labels, order, regions', [
+    ({'kidney': [1, 2], 'tumor': 2}, [1, 2], ((1, 2), 2)),
+    ({'kidney_and_mass': [1, 2, 3], 'mass': [2, 3], 'tumor': 2}, [1, 3, 2], ((1, 2, 3), (2, 3), 2)),
+    ({'whole_tumor': [1, 2, 3], 'tumor_core': [2, 3], 'enhancing_tumor': [3]}, [1, 2, 3], ((1, 2, 3), (2, 3), (3,))),
+    ({'kidney': [1]}, [1], ((1,),)),
+])
+def test_nested_regions_are_returned_outermost_first_as_nnunet_keys_them(labels, order, regions):
+    assert nested_regions({'labels': {'background': 0, **labels}, 'regions_class_order': order}) == regions
 
 
-def test_cli_reports_a_missing_environment_variable_cleanly(monkeypatch, capsys):
+def test_kits23_order_against_the_nesting_is_refused_naming_the_right_one():
+    """[1, 2, 3] would write cyst (3) where nnU-Net predicts tumor and tumor where it predicts a cyst."""
+    kits23 = {'background': 0, 'kidney_and_mass': [1, 2, 3], 'mass': [2, 3], 'tumor': 2}
+    with pytest.raises(NnUNetBoundaryError, match=r'Use "regions_class_order": \[1, 3, 2\]'):
+        nested_regions({'labels': kits23, 'regions_class_order': [1, 2, 3]})
+
+
+@pytest.mark.parametrize('planning', [['--template', 'cpu_smoke'], []], ids=['template', 'planner'])
+def test_cli_reports_a_missing_environment_variable_cleanly(monkeypatch, capsys, planning):
     monkeypatch.delenv('nnUNet_raw', raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        plan_main(['-d', '1', '--template', 'cpu_smoke'])
+        plan_main(['-d', '1', *planning])
     assert exit_info.value.code == 2
     assert 'export nnUNet_raw=' in capsys.readouterr().err
 

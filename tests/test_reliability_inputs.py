@@ -73,10 +73,10 @@ def test_a_clean_dataset_passes_without_warnings(dataset):
 
 
 @pytest.mark.parametrize('changes, message', [
-    ({'labels': {'background': 0, 'kidney': 1, 'tumor': 2}}, 'combine several labels'),
-    ({'regions_class_order': None}, "'regions_class_order' with two entries is required"),
+    ({'labels': {'background': 0, 'kidney': 1, 'tumor': 2}}, 'outermost region must be a list of labels'),
+    ({'regions_class_order': None}, "'regions_class_order' with 2 entries \\(one per region\\) is required"),
     ({'labels': {'background': 0, 'kidney': [1, 2, 3], 'tumor': 2, 'cyst': 3}},
-     'exactly two regions.*relabel cysts \\(3\\) as kidney \\(1\\)'),
+     "region 'cyst' 3 must lie strictly inside .* \\(KiTS23: "),
     ({'labels': {'background': 0, 'kidney': [1, 3], 'tumor': 3}, 'regions_class_order': [1, 3]}, 'consecutive'),
     ({'regions_class_order': [1, 3]}, "'regions_class_order' \\[1, 3\\] does not match the nesting"),
     ({'file_ending': None}, "missing \\['file_ending'\\]"),
@@ -296,11 +296,11 @@ def test_predict_refuses_input_files_without_channel_index(results, capsys):
 def test_a_regions_class_order_against_the_nesting_is_refused_naming_the_right_one():
     """[2, 1] would make nnU-Net write kidney where it predicts tumor and the reverse, silently."""
     from nnunet_boundary.errors import NnUNetBoundaryError
-    from nnunet_boundary.regions import kidney_tumor_regions
+    from nnunet_boundary.regions import nested_regions
     reversed_order = {'labels': {'background': 0, 'kidney': [1, 2], 'tumor': 2}, 'regions_class_order': [2, 1]}
-    with pytest.raises(NnUNetBoundaryError, match=r'swapped. Use "regions_class_order": \[1, 2\]'):
-        kidney_tumor_regions(reversed_order)
-    assert kidney_tumor_regions(dict(reversed_order, regions_class_order=[1, 2])) == ((1, 2), 2)
+    with pytest.raises(NnUNetBoundaryError, match=r'swapped or merged. Use "regions_class_order": \[1, 2\]'):
+        nested_regions(reversed_order)
+    assert nested_regions(dict(reversed_order, regions_class_order=[1, 2])) == ((1, 2), 2)
 
 
 def test_predict_never_writes_into_a_datasets_label_folder(results, capsys):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from nnunet_boundary.checks.case_files import channel_count_problems, group_channel_files
 from nnunet_boundary.checks.nifti_files import is_nifti, nifti_truncation
 from nnunet_boundary.errors import NnUNetBoundaryError
-from nnunet_boundary.regions import kidney_tumor_regions
+from nnunet_boundary.regions import nested_regions
 
 SPACING_RTOL = 1e-3
 ORIGIN_TOL_VOXELS = 1e-2
@@ -156,12 +156,11 @@ def load_dataset_json(dataset_dir: Path) -> dict:
 
 
 def declared_labels(dataset_json: dict, source: str) -> Tuple[List[int], List[int]]:
-    """``(all label values a label map may hold, the tumor region's labels)``, after checking that the
-    two regions, the labels and ``regions_class_order`` agree (the order with the nesting:
-    :func:`~nnunet_boundary.regions.require_order_matches_nesting`)."""
-    outer, inner = kidney_tumor_regions(dataset_json, source)
+    """``(all label values a label map may hold, the innermost region's labels)``, after checking that the
+    nested regions, the labels and ``regions_class_order`` agree (:func:`~nnunet_boundary.regions.nested_regions`)."""
+    regions = nested_regions(dataset_json, source)
     as_list = lambda r: list(r) if isinstance(r, tuple) else [r]
-    values = sorted({0, *as_list(outer), *as_list(inner)})
+    values = sorted({0, *as_list(regions[0])})  # the outermost region holds every foreground label
     if values != list(range(len(values))):
         raise NnUNetBoundaryError(f"{source}: label values must be consecutive 0, 1, 2, ... (nnU-Net), got "
                                   f"{values}; renumber the label maps and 'labels'")
@@ -170,7 +169,7 @@ def declared_labels(dataset_json: dict, source: str) -> Tuple[List[int], List[in
             f"{source}: the 'ignore' label (nnU-Net's sparse annotation) is not supported by the boundary losses: "
             f"edges next to unannotated voxels are unknown. Remove 'ignore' and label those voxels, or train the "
             f"baseline nnUNetTrainer")
-    return values, as_list(inner)
+    return values, as_list(regions[-1])
 
 
 def training_cases(dataset_dir: Path, dataset_json: dict) -> Dict[str, Tuple[List[Path], Path]]:

@@ -5,7 +5,9 @@ subcutaneous fat, a bright vertebra, two kidneys (ellipsoids with a bright corte
 medulla, as in the arterial phase) and a heterogeneous tumor growing out of one kidney's
 surface; partial-volume blur and noise on a Hounsfield-like scale. Labels follow KiTS19
 (0 background, 1 kidney, 2 tumor) and the dataset declares the two nested regions the
-boundary-aware network predicts. Everything is deterministic in ``seed``.
+boundary-aware network predicts. With ``cysts=True`` the other kidney also carries a water-like
+cyst (label 3) and the dataset declares KiTS23's three nested regions. Everything is deterministic
+in ``seed``; ``cysts=False`` gives the same cases as before cysts existed.
 """
 import json
 from pathlib import Path
@@ -16,9 +18,7 @@ import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.regions import KITS19_DATASET_JSON
-
-DATASET_JSON = KITS19_DATASET_JSON
+from nnunet_boundary.regions import KITS19_DATASET_JSON, KITS23_DATASET_JSON
 
 
 def _ellipsoid(grid: Sequence[np.ndarray], centre, radii) -> np.ndarray:
@@ -26,8 +26,10 @@ def _ellipsoid(grid: Sequence[np.ndarray], centre, radii) -> np.ndarray:
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii))
 
 
-def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """One case: ``(image in HU as float32, labels as uint8)``, both ``(z, y, x)``."""
+def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0,
+                   cyst: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """One case: ``(image in HU as float32, labels as uint8)``, both ``(z, y, x)``; ``cyst`` adds a
+    KiTS23 cyst (label 3) to the kidney without the tumor."""
     rng = np.random.default_rng(seed)
     z, y, x = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing='ij')
     nz, ny, nx = shape
@@ -52,15 +54,28 @@ def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0) ->
     tumor_radius = rng.uniform(0.06, 0.11) * min(ny, nx)
     tumor = _ellipsoid((z, y, x), tumor_centre, (tumor_radius * 0.8, tumor_radius, tumor_radius)) < 1
     labels[tumor & body] = 2
+    if cyst:
+        _add_cyst(labels, (z, y, x), kidney_depth, tumor_centre, min(ny, nx), rng)
 
     kidney = labels == 1
     image[kidney] = 80 + 140 * np.clip(1 - kidney_depth[kidney] / 0.5, 0, 1)  # bright cortex, darker medulla
     texture = gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), 1.5)
     texture /= texture.std()
     image[labels == 2] = 100 + 35 * texture[labels == 2]                        # heterogeneous tumor
+    image[labels == 3] = 10                                                     # water-like cyst
     image = gaussian_filter(image, 0.7)                                         # partial volume
     image += rng.normal(0, 15, shape).astype(np.float32)                        # quantum noise
     return image.astype(np.float32), labels
+
+
+def _add_cyst(labels: np.ndarray, grid, kidney_depth: np.ndarray, tumor_centre, size: int,
+              rng: np.random.Generator) -> None:
+    """A spherical cyst (label 3) at the surface of the kidney on the other side from the tumor."""
+    other_side = (grid[2] < labels.shape[2] / 2) != (tumor_centre[2] < labels.shape[2] / 2)
+    candidates = np.argwhere((labels == 1) & (kidney_depth < 0.3) & other_side)
+    centre = candidates[rng.integers(len(candidates))]
+    radius = rng.uniform(0.05, 0.08) * size
+    labels[(_ellipsoid(grid, centre, (radius, radius, radius)) < 1) & (labels != 2)] = 3
 
 
 def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:
@@ -72,9 +87,11 @@ def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:
 
 def write_synthetic_dataset(out_dir: Path, num_train: int = 20, num_test: int = 4,
                             shape: Tuple[int, int, int] = (40, 64, 64),
-                            spacing_zyx: Tuple[float, float, float] = (2.0, 2.0, 2.0), seed: int = 0) -> Path:
+                            spacing_zyx: Tuple[float, float, float] = (2.0, 2.0, 2.0), seed: int = 0,
+                            cysts: bool = False) -> Path:
     """Write ``imagesTr``/``labelsTr`` (+ held-out ``imagesTs``/``labelsTs``) and ``dataset.json``
-    into ``out_dir`` (e.g. ``$nnUNet_raw/Dataset900_SyntheticKidney``). Existing cases are kept."""
+    into ``out_dir`` (e.g. ``$nnUNet_raw/Dataset900_SyntheticKidney``). Existing cases are kept.
+    ``cysts``: every case has a cyst, and the dataset is KiTS23's three nested regions."""
     out_dir = Path(out_dir)
     for split, first, count in (('Tr', 0, num_train), ('Ts', num_train, num_test)):
         (out_dir / f'images{split}').mkdir(parents=True, exist_ok=True)
@@ -85,10 +102,10 @@ def write_synthetic_dataset(out_dir: Path, num_train: int = 20, num_test: int = 
             label_file = out_dir / f'labels{split}' / f'{case}.nii.gz'
             if image_file.exists() and label_file.exists():
                 continue
-            image, labels = synthetic_case(shape, seed * 100003 + i)
+            image, labels = synthetic_case(shape, seed * 100003 + i, cyst=cysts)
             _write(image, spacing_zyx, image_file)
             _write(labels, spacing_zyx, label_file)
-    dataset_json = dict(DATASET_JSON, name=out_dir.name, numTraining=num_train,
+    dataset_json = dict(KITS23_DATASET_JSON if cysts else KITS19_DATASET_JSON, name=out_dir.name, numTraining=num_train,
                         description='Synthetic CT-like kidney/tumor phantoms (nnunet-boundary)')
     (out_dir / 'dataset.json').write_text(json.dumps(dataset_json, indent=4) + '\n')
     return out_dir

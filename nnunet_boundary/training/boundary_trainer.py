@@ -1,5 +1,9 @@
 """nnU-Net v2 trainer for the boundary-aware network (Myronenko & Hatamizadeh 2019).
 
+It trains on nested regions (:func:`~nnunet_boundary.regions.nested_regions`): KiTS19's two
+(kidney+tumor, tumor), KiTS21/23's three (kidney_and_mass, mass, tumor) or any other nesting; one region
+head and one boundary head per region, the boundary loss averaged over the regions.
+
 Everything not listed here is nnU-Net's own: planning and preprocessing, augmentation,
 cross-validation splits, checkpointing and ``--c`` resume, validation, sliding-window
 prediction with mirroring, ensembling, DDP.
@@ -8,8 +12,8 @@ prediction with mirroring, ensembling, DDP.
   :class:`~nnunet_boundary.network.boundary_aware_unet.BoundaryAwareUNet` (§3.1-3.2);
 * ``_build_loss`` -- nnU-Net's region loss with deep supervision plus the boundary loss on the
   edges of the same targets, weighted by ``boundary_loss_weight`` (§3.3);
-* ``get_dataloaders`` -- the training loader crops centred on tumor / foreground / anywhere
-  with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4;
+* ``get_dataloaders`` -- the training loader crops centred on each nested region with its own
+  probability, by default tumor (innermost) 0.8 / kidney+tumor (outermost) 0.1 / anywhere 0.1 (§3.4;
   :class:`~nnunet_boundary.training.tumor_weighted_sampler.TumorWeightedSampling`);
 * ``save_checkpoint`` -- nnU-Net's checkpoint, written under a temporary name and renamed, so a
   run killed while saving keeps its previous checkpoint for ``--c``;
@@ -18,7 +22,8 @@ prediction with mirroring, ensembling, DDP.
 Options are class attributes, so that a variant is a subclass that sets them (nnU-Net style):
 
 * ``boundary_loss_weight`` (1.0) -- weight of the boundary loss against the region loss;
-* ``tumor_weighted_sampling`` (True), ``p_tumor`` (0.8), ``p_foreground`` (0.1) -- the crop sampler;
+* ``tumor_weighted_sampling`` (True), ``crop_centre_probabilities`` (None = 0.8 innermost region, 0.1
+  outermost, 0.1 random) -- the crop sampler, one probability per region, outermost first;
 * ``min_edge_fraction`` (0.0 = eq. 2 exactly) -- floor of the edge fraction in beta, so that crops
   without an edge still teach "no edge here" (:class:`~nnunet_boundary.losses.boundary_loss.BetaBalancedBCEWithLogitsLoss`);
 * ``edges_from_full_resolution`` (False) -- coarse-scale edge targets pooled from the

@@ -1,13 +1,16 @@
-"""Tumor-weighted patch sampling (Myronenko & Hatamizadeh 2019, §3.4).
+"""Tumor-weighted patch sampling (Myronenko & Hatamizadeh 2019, §3.4), for any number of nested regions.
 
-Each training crop is centred on a tumor voxel with probability ``p_tumor`` (paper: 0.8), on a
-voxel of any foreground (kidney or tumor) with ``p_foreground`` (0.1), and anywhere with the
-rest (0.1). A case without tumor falls back to foreground, a case without foreground to a
-random crop. Voxels are drawn from the ``class_locations`` nnU-Net's preprocessing stored for
-each region, and the crop geometry is nnU-Net's own (``nnUNetDataLoader.get_bbox``); only the
-choice of what to centre on differs from nnU-Net's fixed foreground oversampling.
+The paper centres each training crop on a tumor voxel with probability 0.8, on a voxel of any
+foreground (kidney or tumor) with 0.1, and anywhere with the rest (0.1). With nested regions
+(outermost first: KiTS19 kidney+tumor ⊃ tumor; KiTS23 kidney_and_mass ⊃ mass ⊃ tumor) that is one
+centring probability per region, by default 0.8 for the innermost region, 0.1 for the outermost and
+0 in between (:func:`default_crop_centre_probabilities`). A case without voxels of the drawn region
+falls back to the next region outwards that has some, and to a random crop when none has. Voxels
+are drawn from the ``class_locations`` nnU-Net's preprocessing stored for each region, and the crop
+geometry is nnU-Net's own (``nnUNetDataLoader.get_bbox``); only the choice of what to centre on
+differs from nnU-Net's fixed foreground oversampling.
 """
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -16,53 +19,69 @@ from batchgenerators.dataloading.single_threaded_augmenter import SingleThreaded
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
-from nnunet_boundary.regions import Region, kidney_tumor_regions
+from nnunet_boundary.regions import Region, nested_regions
+
+
+def default_crop_centre_probabilities(n_regions: int) -> Tuple[float, ...]:
+    """The paper's 0.8 (innermost region) / 0.1 (outermost) / 0.1 (random), regions outermost first;
+    with a single region, 0.9 on it."""
+    probabilities = [0.0] * n_regions
+    probabilities[-1] += 0.8
+    probabilities[0] += 0.1
+    return tuple(probabilities)
 
 
 class TumorWeightedDataLoader(nnUNetDataLoader):
-    def __init__(self, *args, tumor_region: Region, foreground_region: Region, p_tumor: float = 0.8,
-                 p_foreground: float = 0.1, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not (0 <= p_tumor and 0 <= p_foreground and p_tumor + p_foreground <= 1):
-            raise ValueError(f"need p_tumor, p_foreground >= 0 with sum <= 1, got {p_tumor}, {p_foreground}")
-        self.tumor_region = tumor_region
-        self.foreground_region = foreground_region
-        self.p_tumor = p_tumor
-        self.p_foreground = p_foreground
+    """nnU-Net's data loader whose crops are centred by region as §3.4 draws them.
 
-    def draw_crop_centre_region(self) -> Optional[Region]:
-        """The region to centre the next crop on, or None for a random crop."""
-        u = np.random.uniform()
-        if u < self.p_tumor:
-            return self.tumor_region
-        if u < self.p_tumor + self.p_foreground:
-            return self.foreground_region
+    :param regions: the nested regions, outermost first, as nnU-Net keys them
+        (:func:`~nnunet_boundary.regions.nested_regions`).
+    :param crop_centre_probabilities: one per region, in the same order, summing to at most 1; the rest is
+        the probability of a random crop. Default :func:`default_crop_centre_probabilities`.
+    """
+
+    def __init__(self, *args, regions: Sequence[Region], crop_centre_probabilities: Sequence[float] = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        probabilities = crop_centre_probabilities or default_crop_centre_probabilities(len(regions))
+        if len(probabilities) != len(regions) or min(probabilities) < 0 or sum(probabilities) > 1 + 1e-9:
+            raise ValueError(f"need one crop centring probability >= 0 per region ({len(regions)}: {list(regions)}), "
+                             f"summing to at most 1; got {list(probabilities)}")
+        self.regions = tuple(regions)
+        self.crop_centre_probabilities = tuple(probabilities)
+
+    def draw_crop_centre_region(self) -> Optional[int]:
+        """Index of the region to centre the next crop on, or None for a random crop. The draw runs from
+        the innermost region outwards (so KiTS19's tumor / foreground draw is the same as with two
+        separate probabilities)."""
+        u, cumulative = np.random.uniform(), 0.0
+        for index in reversed(range(len(self.regions))):
+            cumulative += self.crop_centre_probabilities[index]
+            if u < cumulative:
+                return index
         return None
 
     def get_bbox(self, data_shape, force_fg, class_locations, overwrite_class=None, verbose=False):
         """Ignores nnU-Net's ``force_fg`` (its batch-position rule) in favour of the paper's draw."""
         wanted = self.draw_crop_centre_region()
-        fallbacks = {self.tumor_region: (self.tumor_region, self.foreground_region),
-                     self.foreground_region: (self.foreground_region,), None: ()}[wanted]
-        for region in fallbacks:
+        for region in () if wanted is None else reversed(self.regions[:wanted + 1]):
             if len(class_locations.get(region, ())) > 0:
                 return super().get_bbox(data_shape, True, class_locations, overwrite_class=region, verbose=verbose)
         return super().get_bbox(data_shape, False, class_locations, verbose=verbose)
 
 
 class TumorWeightedSampling:
-    """Trainer mixin (before an ``nnUNetTrainer`` in the bases): the training loader crops centred on
-    tumor / foreground / anywhere with probabilities ``p_tumor`` / ``p_foreground`` / rest (§3.4);
-    ``tumor_weighted_sampling = False`` keeps nnU-Net's own loaders. Validation and augmentation are
-    nnU-Net's."""
+    """Trainer mixin (before an ``nnUNetTrainer`` in the bases): training crops centred on each nested region
+    with ``crop_centre_probabilities`` (one per region, outermost first; None = the paper's 0.8 innermost /
+    0.1 outermost / 0.1 random, §3.4); ``tumor_weighted_sampling = False`` keeps nnU-Net's own loaders.
+    Validation and augmentation are nnU-Net's."""
 
     tumor_weighted_sampling = True
-    p_tumor = 0.8
-    p_foreground = 0.1
+    crop_centre_probabilities: Optional[Sequence[float]] = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
-        self.foreground_region, self.tumor_region = kidney_tumor_regions(dataset_json)
+        self.regions = nested_regions(dataset_json)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
     def build_training_loader(self, dataset, initial_patch_size, transforms) -> nnUNetDataLoader:
@@ -70,9 +89,8 @@ class TumorWeightedSampling:
         cut to the plans' patch after spatial augmentation)."""
         return TumorWeightedDataLoader(dataset, self.batch_size, initial_patch_size,
                                        self.configuration_manager.patch_size, self.label_manager,
-                                       transforms=transforms, tumor_region=self.tumor_region,
-                                       foreground_region=self.foreground_region, p_tumor=self.p_tumor,
-                                       p_foreground=self.p_foreground)
+                                       transforms=transforms, regions=self.regions,
+                                       crop_centre_probabilities=self.crop_centre_probabilities)
 
     def get_dataloaders(self):
         """nnU-Net 2.8's ``nnUNetTrainer.get_dataloaders``, unchanged but for the training loader, which
