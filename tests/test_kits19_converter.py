@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_boundary.cli.convert_kits19 import main
-from nnunet_boundary.kits19.converter import convert_kits19, write_prediction_in_kits_geometry
+from nnunet_boundary.kits19.converter import convert_kits, write_prediction_in_kits_geometry
 from nnunet_boundary.atomic_files import partial_path
 from nnunet_boundary.kits19.io import KiTS19Error, kits_affine, write_kits_nifti
 
@@ -34,7 +34,7 @@ def kits(tmp_path):
 
 def convert(root, tmp_path, **kwargs):
     logs = []
-    out = convert_kits19(root, 64, nnunet_raw=tmp_path / 'raw', log=logs.append, **kwargs)
+    out = convert_kits(root, 64, nnunet_raw=tmp_path / 'raw', log=logs.append, **kwargs)
     return out, logs
 
 
@@ -116,7 +116,8 @@ def test_restart_skips_done_cases_and_overwrites_stale_partial(kits, tmp_path):
 @pytest.mark.parametrize('breakage, message', [
     ('shape', 'case_00002: imaging and segmentation differ in size'),
     ('affine', 'case_00002: imaging and segmentation differ in spacing'),
-    ('labels', r"case_00002: .* label values \[3\] outside KiTS19's 0 background"),
+    ('labels', r"case_00002: .* label values \[3\] outside KiTS19's 0 background, 1 kidney, 2 tumor; KiTS23 label maps "
+               r"\(0 background, 1 kidney, 2 tumor, 3 cyst\) are converted by nnunet_boundary_convert_kits23"),
     ('truncated', 'case_00002: .*segmentation.nii.gz'),
 ])
 def test_bad_input_names_the_case(kits, tmp_path, breakage, message):

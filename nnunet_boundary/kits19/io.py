@@ -1,13 +1,15 @@
-"""Reading and writing KiTS19-style NIfTI files: case discovery, clear errors, atomic writes.
+"""Reading and writing KiTS19-style NIfTI files: the KiTS editions, case discovery, clear errors, atomic writes.
 
-KiTS19 (Heller et al., arXiv:1904.00445) ships ``case_XXXXX/imaging.nii.gz`` and
-``case_XXXXX/segmentation.nii.gz``. Their NIfTI header is unusual: the array is stored as
-(slices, rows, columns) with the sform affine ``[[0,0,-sx,0],[0,-sy,0,0],[-sz,0,0,0]]``
+KiTS19 (Heller et al., arXiv:1904.00445) ships ``data/case_XXXXX/imaging.nii.gz`` and
+``data/case_XXXXX/segmentation.nii.gz``; KiTS21/KiTS23 (Heller et al., arXiv:2307.01984) the same
+files under ``dataset/``, with a cyst label (:data:`KITS23`). Their NIfTI header is unusual: the
+array is stored as (slices, rows, columns) with the sform affine ``[[0,0,-sx,0],[0,-sy,0,0],[-sz,0,0,0]]``
 (axis codes I, P, L; origin 0; sform_code 2, qform_code 0). SimpleITK reads this as an image
 of size (slices, rows, columns) with direction ``(0,0,1, 0,1,0, -1,0,0)``. :func:`kits_affine`
 and :func:`write_kits_nifti` reproduce that convention for files we synthesize.
 """
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -18,13 +20,51 @@ import SimpleITK as sitk
 from nnunet_boundary.checks.nifti_files import is_nifti, nifti_truncation
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.regions import KITS19_DATASET_JSON, KITS23_DATASET_JSON
 
 CASE_DIR_PATTERN = re.compile(r'^case_\d{5}$')
 NIFTI_ENDING = '.nii.gz'
 
 
 class KiTS19Error(NnUNetBoundaryError):
-    """Bad KiTS19 input, with the case or file it concerns and what to do about it."""
+    """Bad KiTS19 (or KiTS23) input, with the case or file it concerns and what to do about it."""
+
+
+@dataclass(frozen=True)
+class KiTSEdition:
+    """What differs between the KiTS challenges whose data this package reads and converts."""
+    name: str
+    task: str  #: what is segmented, for dataset.json's description
+    label_names: Tuple[str, ...]  #: label value i is label_names[i]
+    cases_folder: str  #: the repository's folder of case_XXXXX/ and clinical records
+    clinical_records: str  #: file name of the per-case clinical records in that folder
+    dataset_json: dict  #: nnU-Net dataset.json with the edition's nested regions (without numTraining)
+    citation: str
+    repository: str
+    converter: str  #: the console script that converts this edition for nnU-Net
+
+    @property
+    def labels(self) -> Tuple[int, ...]:
+        return tuple(range(len(self.label_names)))
+
+    @property
+    def label_listing(self) -> str:
+        """``'0 background, 1 kidney, 2 tumor'``."""
+        return ', '.join(f'{value} {name}' for value, name in enumerate(self.label_names))
+
+
+KITS19 = KiTSEdition(
+    name='KiTS19', task='kidney and kidney tumor segmentation', label_names=('background', 'kidney', 'tumor'),
+    cases_folder='data', clinical_records='kits.json', dataset_json=KITS19_DATASET_JSON,
+    citation='Heller et al., arXiv:1904.00445', repository='https://github.com/neheller/kits19',
+    converter='nnunet_boundary_convert_kits19')
+#: KiTS23 as released in its repository; labels and regions as in KiTS21 (Heller et al., arXiv:2307.01984)
+KITS23 = KiTSEdition(
+    name='KiTS23', task='kidney, kidney tumor and kidney cyst segmentation',
+    label_names=('background', 'kidney', 'tumor', 'cyst'), cases_folder='dataset', clinical_records='kits23.json',
+    dataset_json=KITS23_DATASET_JSON, citation='Heller et al., arXiv:2307.01984; https://kits-challenge.org/kits23/',
+    repository='https://github.com/neheller/kits23', converter='nnunet_boundary_convert_kits23')
+EDITIONS = (KITS19, KITS23)
 
 
 def case_id(value: str) -> str:
@@ -35,20 +75,27 @@ def case_id(value: str) -> str:
     return f'case_{int(digits):05d}'
 
 
-def kits_case_dirs(root: Path) -> Dict[str, Path]:
-    """The ``case_XXXXX`` folders of an official KiTS19 ``data`` folder, by case id.
+def kits_case_dirs(root: Path, editions: Sequence[KiTSEdition] = EDITIONS) -> Dict[str, Path]:
+    """The ``case_XXXXX`` folders of an official KiTS cases folder, by case id.
 
-    ``root`` may be the ``data`` folder itself or the kits19 repository holding it.
+    ``root`` may be the cases folder itself or the repository holding it (``kits19/data``,
+    ``kits23/dataset``: the ``cases_folder`` of one of ``editions``).
     """
     root = Path(root)
+    wanted = ' or '.join(f'the {e.name} {e.cases_folder} folder ({e.name.lower()}/{e.cases_folder})' for e in editions)
     if not root.is_dir():
-        raise KiTS19Error(f'{root} is not a folder; pass the KiTS19 data folder that holds case_XXXXX/')
-    cases = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and CASE_DIR_PATTERN.match(p.name)}
-    if not cases and (root / 'data').is_dir():
-        return kits_case_dirs(root / 'data')
+        raise KiTS19Error(f'{root} is not a folder; pass {wanted}, which holds case_XXXXX/')
+    cases = _case_dirs(root)
+    for folder in (root / e.cases_folder for e in editions):
+        if not cases and folder.is_dir():
+            cases = _case_dirs(folder)
     if not cases:
-        raise KiTS19Error(f'no case_XXXXX folders in {root}; pass the KiTS19 data folder (kits19/data)')
+        raise KiTS19Error(f'no case_XXXXX folders in {root}; pass {wanted}')
     return cases
+
+
+def _case_dirs(folder: Path) -> Dict[str, Path]:
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and CASE_DIR_PATTERN.match(p.name)}
 
 
 def select_cases(available: Dict[str, Path], wanted: Sequence[str] = None) -> Dict[str, Path]:
@@ -93,7 +140,8 @@ def read_image(path: Path, case: str) -> sitk.Image:
         raise KiTS19Error(f'{case}: cannot read {path} ({reason[:160]}): {fix}') from None
 
 
-KITS19_LABELS = (0, 1, 2)
+#: what :func:`read_label_map` (KiTS19 metrics, morphometry, overlays) tells to do with other labels
+RELABEL_FOR_KITS19_METRICS = 'relabel it (KiTS21/23 cysts, label 3: map them to 1 for KiTS19 metrics)'
 
 
 def read_label_map(path: Path, case: str) -> sitk.Image:
@@ -103,20 +151,25 @@ def read_label_map(path: Path, case: str) -> sitk.Image:
     image = read_image(path, case)
     if image.GetDimension() != 3:
         raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; KiTS19 label maps are 3D volumes')
-    require_kits19_labels(sitk.GetArrayViewFromImage(image), case, path)
+    require_labels(sitk.GetArrayViewFromImage(image), case, path)
     return image
 
 
-def require_kits19_labels(labels: np.ndarray, case: str, path: Path) -> None:
-    """Integer voxels among 0 background, 1 kidney, 2 tumor, or an error naming the case, file and fix."""
+def require_labels(labels: np.ndarray, case: str, path: Path, edition: KiTSEdition = KITS19,
+                   fix: str = RELABEL_FOR_KITS19_METRICS) -> None:
+    """Integer voxels among the edition's labels (KiTS19: 0 background, 1 kidney, 2 tumor), or an error
+    naming the case, file and ``fix``."""
+    integer = np.issubdtype(labels.dtype, np.integer)
+    if integer and labels.size and 0 <= labels.min() <= labels.max() <= edition.labels[-1]:
+        return  # labels are 0..n: a range check suffices (np.unique sorts: seconds on a full-resolution volume)
     values = np.unique(labels)
-    if not np.issubdtype(values.dtype, np.integer) and not np.array_equal(values, np.round(values)):
+    if not integer and not np.array_equal(values, np.round(values)):
         raise KiTS19Error(f'{case}: {path} has non-integer label values (e.g. {values[values != np.round(values)][:3]}'
                           f'); it was interpolated: resample label maps with nearest-neighbour interpolation')
-    unknown = sorted(set(values.astype(np.int64).tolist()) - set(KITS19_LABELS))
+    unknown = sorted(set(values.astype(np.int64).tolist()) - set(edition.labels))
     if unknown:
-        raise KiTS19Error(f'{case}: {path} has label values {unknown[:5]} outside KiTS19\'s 0 background, 1 kidney, '
-                          f'2 tumor; relabel it (KiTS21/23 cysts, label 3: map them to 1 for KiTS19 metrics)')
+        raise KiTS19Error(f"{case}: {path} has label values {unknown[:5]} outside {edition.name}'s "
+                          f"{edition.label_listing}; {fix}")
 
 
 def require_output_file(path: Optional[Path], example: str, flag: str = '-o') -> None:

@@ -1,20 +1,20 @@
-"""CT-like arterial-phase phantoms synthesized around real KiTS19 label maps.
+"""CT-like arterial-phase phantoms synthesized around real KiTS19 and KiTS23 label maps.
 
-The KiTS19 segmentations (Heller et al., arXiv:1904.00445) are public but the CT volumes are
-distributed separately. :func:`synthesize_ct` builds a plausible abdominal CT around any
-kidney/tumor label map so that training, evaluation and the data path can be exercised on real
-kidney and tumor geometry: air, a body outline fitted around the kidneys, subcutaneous fat,
-abdominal wall and back muscles, psoas, a vertebral column with discs, spinal canal and
-posterior elements, aorta and IVC, liver on the patient's right and spleen on the left,
+The KiTS19 and KiTS23 segmentations (Heller et al., arXiv:1904.00445, arXiv:2307.01984) are public
+but the CT volumes are distributed separately. :func:`synthesize_ct` builds a plausible abdominal CT
+around any kidney/tumor(/cyst) label map so that training, evaluation and the data path can be
+exercised on real kidney and tumor geometry: air, a body outline fitted around the kidneys,
+subcutaneous fat, abdominal wall and back muscles, psoas, a vertebral column with discs, spinal
+canal and posterior elements, aorta and IVC, liver on the patient's right and spleen on the left,
 bowel/fat texture, perirenal fat, kidneys with a bright cortex and darker medulla (arterial
-phase, from a distance transform inside the kidney) and heterogeneous tumors (texture, an
-enhancing rim and sometimes a necrotic core), then partial-volume blur and noise, in HU as
-int16. Values follow typical arterial-phase attenuation ranges; they are a stand-in for real
-CT, not a model of any patient.
+phase, from a distance transform inside the kidney), heterogeneous tumors (texture, an
+enhancing rim and sometimes a necrotic core) and KiTS23 cysts (homogeneous water attenuation in
+a thin enhancing wall), then partial-volume blur and noise, in HU as int16. Values follow typical
+arterial-phase attenuation ranges; they are a stand-in for real CT, not a model of any patient.
 
-:func:`generate_phantoms` applies it to a folder of KiTS19 cases, optionally on a coarser grid
-(the label map is resampled first, nearest neighbour, then the CT is synthesized on the coarse
-grid), and writes the official KiTS19 layout and NIfTI convention.
+:func:`generate_phantoms` applies it to a folder of KiTS19 or KiTS23 cases, optionally on a coarser
+grid (the label map is resampled first, nearest neighbour, then the CT is synthesized on the coarse
+grid), and writes the official layout (the cases folder with its clinical records) and NIfTI convention.
 """
 import json
 import multiprocessing
@@ -28,7 +28,8 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter, zoom
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import (KiTS19Error, kits_case_dirs, kits_spacing, select_cases, write_kits_nifti)
+from nnunet_boundary.kits19.io import (EDITIONS, KITS23, KiTS19Error, kits_case_dirs, kits_spacing, require_labels,
+                                       select_cases, write_kits_nifti)
 
 HU_MIN, HU_MAX = -1024, 3071
 
@@ -88,11 +89,11 @@ def _distance_outside(mask: np.ndarray, spacing: Sequence[float], max_mm: float)
 
 def synthesize_ct(seg: np.ndarray, spacing_zyx: Sequence[float], rng: np.random.Generator,
                   z_towards_feet: bool = True) -> np.ndarray:
-    """CT-like arterial-phase intensities (HU, int16) around a KiTS19 label map.
+    """CT-like arterial-phase intensities (HU, int16) around a KiTS19 or KiTS23 label map.
 
     Args:
-        seg: labels (z, y, x), 0 background, 1 kidney, 2 tumor. Axes are (axial slice,
-            anterior -> posterior row, patient right -> left column), as in the KiTS19 files read
+        seg: labels (z, y, x), 0 background, 1 kidney, 2 tumor, 3 cyst (KiTS23). Axes are (axial slice,
+            anterior -> posterior row, patient right -> left column), as in the KiTS files read
             with nibabel (and in LPS-oriented arrays).
         spacing_zyx: voxel size in mm along (z, y, x).
         rng: source of all randomness; the same generator state gives the same image.
@@ -101,7 +102,10 @@ def synthesize_ct(seg: np.ndarray, spacing_zyx: Sequence[float], rng: np.random.
 
     Returns:
         int16 array of seg's shape, air -1000, fat about -100, muscle 40-60, liver about 100,
-        spleen about 120, bone 350-700, kidney cortex 150-250 over a 50-100 medulla, tumor 40-120.
+        spleen about 120, bone 350-700, kidney cortex 150-250 over a 50-100 medulla, tumor 40-120,
+        cyst 0-15 inside a 1-2 mm wall of 70-100 (less where voxels are coarser than the wall). A
+        label map without cysts (KiTS19) gives the same image as before cysts were rendered: the cyst
+        step draws from ``rng`` only when there is one.
     """
     seg = np.asarray(seg)
     shape, spacing = seg.shape, tuple(float(s) for s in spacing_zyx)
@@ -218,6 +222,15 @@ def synthesize_ct(seg: np.ndarray, spacing_zyx: Sequence[float], rng: np.random.
             values[necrotic] = rng.uniform(15, 35) + 5 * tumor_texture[necrotic]
         image[tumor] = np.clip(values, 10, 130)
 
+    # Cyst: homogeneous simple fluid that does not enhance, inside a thin smooth wall that may enhance
+    # (Bosniak I/II, version 2019: fluid -9 to 20 HU, wall <= 2 mm; Silverman et al., Radiology 2019).
+    # A wall thinner than a voxel only partly fills the outermost voxel layer (partial volume).
+    cyst = seg == 3
+    if cyst.any():
+        fluid, wall, wall_mm, voxel_mm = rng.uniform(0, 15), rng.uniform(70, 100), rng.uniform(1, 2), min(spacing)
+        in_wall = np.clip((wall_mm + 0.5 * voxel_mm - _depth(cyst, spacing)[cyst]) / voxel_mm, 0, 1)
+        image[cyst] = fluid + (wall - fluid) * in_wall
+
     image = gaussian_filter(image, 0.7, mode='nearest')
     image += rng.uniform(10, 20) * rng.standard_normal(shape, dtype=np.float32)
     return np.clip(np.rint(image), HU_MIN, HU_MAX).astype(np.int16)
@@ -260,10 +273,9 @@ def phantom_case(case: str, segmentation: Path, out_dir: Path, target_mm: Option
                           f'--cases') from None
     axcodes = nib.aff2axcodes(source.affine)
     if labels.ndim != 3 or axcodes[1:] != ('P', 'L') or axcodes[0] not in 'IS':
-        raise KiTS19Error(f'{case}: {segmentation} is not laid out as KiTS19 files are (3D, axis codes I-P-L, '
-                          f'got {"".join(axcodes)}); pass the original KiTS19 segmentations')
-    if labels.min() < 0 or labels.max() > 2:
-        raise KiTS19Error(f'{case}: {segmentation} holds labels outside 0/1/2; fix it or leave it out with --cases')
+        raise KiTS19Error(f'{case}: {segmentation} is not laid out as KiTS files are (3D, axis codes I-P-L, '
+                          f'got {"".join(axcodes)}); pass the original KiTS19 or KiTS23 segmentations')
+    require_labels(labels, case, segmentation, KITS23, fix='fix it or leave it out with --cases')
     spacing = kits_spacing(source.affine)
     new_shape, new_spacing = coarse_grid(labels.shape, spacing, target_mm)
     labels = resample_labels(labels.astype(np.uint8), spacing, new_shape, new_spacing)
@@ -281,10 +293,12 @@ def _phantom_case_star(args):
 def generate_phantoms(mask_root: Path, out_dir: Path, spacing_mm: Optional[float] = None,
                       cases: Sequence[str] = None, seed: int = 0, num_processes: int = 1,
                       log: Callable[[str], None] = print) -> Dict[str, str]:
-    """Synthesize ``out_dir/case_XXXXX/{imaging,segmentation}.nii.gz`` for the KiTS19 label maps
-    under ``mask_root``; returns what happened per case. Finished cases are skipped on rerun.
+    """Synthesize ``out_dir/case_XXXXX/{imaging,segmentation}.nii.gz`` for the KiTS19 or KiTS23 label
+    maps under ``mask_root``; returns what happened per case. Finished cases are skipped on rerun.
 
-    ``mask_root/kits.json``, if present, is copied with ``voxel_spacing`` set to the new grid.
+    ``out_dir`` is laid out as the cases folder (KiTS19 ``data``, KiTS23 ``dataset``): the clinical
+    records ``kits.json`` or ``kits23.json``, if present, are copied next to the cases with
+    ``voxel_spacing`` set to the new grid.
     """
     mask_root, out_dir = Path(mask_root), Path(out_dir)
     chosen = select_cases(kits_case_dirs(mask_root), cases)
@@ -292,7 +306,7 @@ def generate_phantoms(mask_root: Path, out_dir: Path, spacing_mm: Optional[float
     if missing:
         raise KiTS19Error(f"no segmentation.nii.gz for case(s) {', '.join(missing[:10])}; "
                           f"leave them out with --cases")
-    records = _read_kits_json(mask_root)  # before any work: a broken kits.json is found at once
+    records = _read_clinical_records(mask_root, next(iter(chosen.values())).parent)  # a broken one is found at once
     jobs = [(c, d / 'segmentation.nii.gz', out_dir, spacing_mm, seed) for c, d in chosen.items()]
     status, start = {}, time.time()
     pool = multiprocessing.Pool(num_processes) if num_processes > 1 else None
@@ -305,33 +319,36 @@ def generate_phantoms(mask_root: Path, out_dir: Path, spacing_mm: Optional[float
         if pool:
             pool.terminate()
     if records is not None:
-        _write_kits_json(records, out_dir, chosen)
+        _write_clinical_records(*records, out_dir, chosen)
     log(f'{sum(v == "written" for v in status.values())} case(s) written, '
         f'{sum(v == "skipped" for v in status.values())} skipped, in {time.time() - start:.0f} s -> {out_dir}')
     return status
 
 
-def _read_kits_json(mask_root: Path) -> Optional[list]:
-    """The clinical records of ``mask_root/kits.json`` (or ``data/kits.json``), None if there is none."""
-    source = next((p for p in (mask_root / 'kits.json', mask_root / 'data' / 'kits.json') if p.is_file()), None)
-    if source is None:
+def _read_clinical_records(mask_root: Path, cases_folder: Path) -> Optional[Tuple[str, list]]:
+    """(file name, records) of the clinical records (``kits.json``, ``kits23.json``) in ``mask_root`` or the
+    folder of its cases (``data``, ``dataset``), None if there are none."""
+    found = next(((edition, folder / edition.clinical_records) for folder in dict.fromkeys((mask_root, cases_folder))
+                  for edition in EDITIONS if (folder / edition.clinical_records).is_file()), None)
+    if found is None:
         return None
+    edition, source = found
     try:
         records = json.loads(source.read_text())
     except json.JSONDecodeError as e:
-        raise KiTS19Error(f"{source} is not valid JSON ({e}); restore it from the KiTS19 repository or move it "
-                          f"away to synthesize without clinical records") from None
+        raise KiTS19Error(f"{source} is not valid JSON ({e}); restore it from the {edition.name} repository or move "
+                          f"it away to synthesize without clinical records") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise KiTS19Error(f"{source} must be KiTS19's list of per-case records ({{\"case_id\": ...}}, ...)")
-    return records
+        raise KiTS19Error(f"{source} must be {edition.name}'s list of per-case records ({{\"case_id\": ...}}, ...)")
+    return source.name, records
 
 
-def _write_kits_json(records: list, out_dir: Path, cases: Dict[str, Path]) -> None:
-    """The records with ``voxel_spacing`` set to the phantoms' grid."""
+def _write_clinical_records(name: str, records: list, out_dir: Path, cases: Dict[str, Path]) -> None:
+    """The records with ``voxel_spacing`` set to the phantoms' grid, as ``out_dir/name``."""
     for record in records:
         written = out_dir / record.get('case_id', '') / 'segmentation.nii.gz'
         if record.get('case_id') in cases and written.is_file():
             sz, sy, sx = kits_spacing(nib.load(str(written)).affine)
             record['voxel_spacing'] = {'x_spacing': sx, 'y_spacing': sy, 'z_spacing': sz}
-    with atomic_output(out_dir / 'kits.json') as tmp:
+    with atomic_output(out_dir / name) as tmp:
         tmp.write_text(json.dumps(records, indent=4))
