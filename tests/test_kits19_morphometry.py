@@ -86,3 +86,23 @@ def test_cli_report(tmp_path, capsys):
     assert [(r['case'], r['tumor_count'], r['tumor_side']) for r in rows] == [('case_00002', '1', 'left'),
                                                                              ('case_00003', '0', '')]
     assert [r.case for r in measure_folder(seg_dir, num_processes=2)] == ['case_00002', 'case_00003']
+
+
+def test_cysts_in_kits23_maps_and_none_in_kits19_maps(tmp_path, capsys):
+    seg_dir = tmp_path / 'dataset'
+    kits23 = kits_volume()
+    kits23[3:7, 20:28, 8:16] = 3  # a 4x8x8 cyst in the right kidney
+    kits23[8, 28, 52] = 3  # one-voxel fragment (2.4 uL) in the left kidney
+    write_kits_nifti(kits23, SPACING, seg_dir / 'case_00400' / 'segmentation.nii.gz')
+    write_kits_nifti(kits_volume(), SPACING, seg_dir / 'case_00001' / 'segmentation.nii.gz')
+    voxel_ml = np.prod(SPACING) / 1000
+    result = measure_segmentation(sitk.ReadImage(str(seg_dir / 'case_00400' / 'segmentation.nii.gz')), 'case_00400')
+    assert result.cysts_ml == [pytest.approx(4 * 8 * 8 * voxel_ml)] and result.ignored_cyst_fragments == 1
+    assert result.right_kidney_ml == pytest.approx((8 * 20 * 15 - 1 - 4 * 8 * 8) * voxel_ml)
+    assert measure_segmentation(sitk.ReadImage(str(seg_dir / 'case_00400' / 'segmentation.nii.gz')), 'case_00400',
+                                min_cyst_ml=1.0).cysts_ml == []
+    main([str(seg_dir), '-o', str(tmp_path / 'report.csv')])
+    assert 'case_00400: 1 tumor(s), 1 cyst(s)' in capsys.readouterr().out
+    rows = {r['case']: r for r in csv.DictReader(open(tmp_path / 'report.csv'))}
+    assert (rows['case_00400']['cyst_count'], rows['case_00400']['cyst_ml']) == ('1', str(round(256 * voxel_ml, 2)))
+    assert (rows['case_00001']['cyst_count'], rows['case_00001']['cyst_ml']) == ('0', '0.0')

@@ -1,40 +1,123 @@
-"""KiTS19 evaluation: Dice of the kidney and tumor regions, surface Dice (NSD) and HD95.
+"""KiTS evaluation: Dice, surface Dice and HD95 of the challenge's nested regions.
 
-Regions follow the KiTS19 challenge (Heller et al., arXiv:1904.00445): *kidney* is labels
-1+2 (kidney and tumor), *tumor* is label 2; the challenge ranked by the composite score, the
-mean of the two Dice values. Surface metrics use the voxels on each region's surface (voxels of
-the region with a 6-neighbour outside it) and Euclidean distance transforms in mm
-(``scipy.ndimage.distance_transform_edt`` with the voxel spacing):
+A :class:`Challenge` holds its regions, each a set of labels evaluated as one boolean mask, the means over
+its regions it ranks by, and the reader that checks its label values:
 
-* NSD, the normalised surface Dice of Nikolov et al. 2018 (arXiv:1809.04430): the fraction of
-  both surfaces lying within ``tolerance_mm`` of the other surface, counted over surface voxels
-  (the voxel approximation of their surfel areas).
+* KiTS19 (Heller et al., arXiv:1904.00445): *kidney* is labels 1+2 (kidney and tumor), *tumor* is label 2;
+  the challenge ranked by the composite score, the mean of the two Dice values.
+* KiTS21/KiTS23: labels 1 kidney, 2 tumor, 3 cyst and three nested "hierarchical evaluation classes"
+  named as the official code names them, *kidney_and_mass* {1, 2, 3}, *mass* {2, 3} and *tumor* {2}
+  (``KITS_HEC_LABEL_MAPPING`` in ``kits23/configuration/labels.py`` of github.com/neheller/kits23 at
+  commit 2b0905033291b9b0ae23eaf636ca218cd76451f8), each with Dice and Surface Dice at the region's own
+  tolerance (``HEC_SD_TOLERANCES_MM``, same file). The challenge ranks by their means over the three
+  regions (``rank_participants`` in ``kits23/evaluation/ranking.py``, commit 091bf168d17596ba5380d28162eca66357f81c62).
+
+Every region gets:
+
+* Dice; both masks empty gives 1, exactly one empty gives 0 (as ``compute_metrics_for_label`` does).
+* Surface Dice, only for regions with an official tolerance (KiTS23): exactly as the official
+  ``compute_metrics_for_label`` in ``kits23/evaluation/metrics.py`` (commit
+  dc69ce0e6e8ff669b49e5d0ad9c82b1918a0ad8c): DeepMind's ``surface_distance.compute_surface_distances``
+  (ground truth first) and ``compute_surface_dice_at_tolerance``, surfels weighted by their area; both
+  empty gives 1, exactly one empty 0. The official code takes the prediction's spacing; we require both
+  grids to agree and use the ground truth's. ``scripts/kits23_metrics_agreement.py`` checks the
+  agreement on real KiTS23 masks.
+* NSD, the normalised surface Dice of Nikolov et al. 2018 (arXiv:1809.04430) at ``tolerance_mm``
+  (default 2 mm): the fraction of both surfaces lying within the tolerance of the other surface, counted
+  over surface voxels (the voxel approximation of their surfel areas).
 * HD95: the larger of the two directed 95th-percentile surface distances, in mm.
 
-Empty regions: both empty gives Dice 1, NSD 1, HD95 0 (perfect agreement); exactly one empty
-gives Dice 0, NSD 0 and HD95 equal to the image diagonal in mm (the largest distance possible
-in that image), so that every value is finite and means over cases stay defined.
+NSD and HD95 use the voxels on each region's surface (voxels of the region with a 6-neighbour outside
+it) and Euclidean distance transforms in mm (``scipy.ndimage.distance_transform_edt`` with the voxel
+spacing). Empty regions: both empty gives NSD 1, HD95 0 (perfect agreement); exactly one empty gives
+NSD 0 and HD95 equal to the image diagonal in mm (the largest distance possible in that image), so that
+every value is finite and means over cases stay defined.
 """
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
+from surface_distance import compute_surface_dice_at_tolerance, compute_surface_distances
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import KiTS19Error, find_segmentations, geometry_mismatch, read_label_map
+from nnunet_boundary.kits19.io import KITS23 as KITS23_EDITION
+from nnunet_boundary.kits19.io import (KiTS19Error, find_segmentations, geometry_mismatch, read_image,
+                                       read_label_map, require_labels)
 
-METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'kidney_nsd', 'tumor_nsd', 'kidney_hd95', 'tumor_hd95')
-REGIONS = {'kidney': lambda labels: labels > 0, 'tumor': lambda labels: labels == 2}
+#: per-region metrics in the order the outputs list them (each followed by the challenge's mean of it, if any)
+METRIC_KINDS = ('dice', 'surface_dice', 'nsd', 'hd95')
+
+
+@dataclass(frozen=True)
+class Region:
+    """The voxels holding any of ``labels``, evaluated as one boolean mask."""
+    name: str
+    labels: Tuple[int, ...]
+    surface_dice_tolerance_mm: Optional[float] = None  # the official (KiTS23) Surface Dice at this tolerance
+
+    def mask(self, label_map: np.ndarray) -> np.ndarray:
+        return np.isin(label_map, self.labels)
+
+    @property
+    def kinds(self) -> Tuple[str, ...]:
+        return tuple(k for k in METRIC_KINDS if k != 'surface_dice' or self.surface_dice_tolerance_mm is not None)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A challenge's regions, the means over its regions it ranks by (``{kind: metric name}``) and the reader
+    that refuses label maps with other labels."""
+    regions: Tuple[Region, ...]
+    region_means: Dict[str, str]
+    read_label_map: Callable[[Path, str], sitk.Image]
+
+    @property
+    def metrics(self) -> Tuple[str, ...]:
+        names = []
+        for kind in METRIC_KINDS:
+            names += [f'{r.name}_{kind}' for r in self.regions if kind in r.kinds]
+            names += [self.region_means[kind]] if kind in self.region_means else []
+        return tuple(names)
+
+
+def read_kits23_label_map(path: Path, case: str) -> sitk.Image:
+    """:func:`~nnunet_boundary.kits19.io.read_label_map` for KiTS21/23 label maps, which add 3 (cyst): a 3D
+    volume of 0 background, 1 kidney, 2 tumor, 3 cyst, or an error naming the case, file and fix."""
+    image = read_image(path, case)
+    if image.GetDimension() != 3:
+        raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; KiTS23 label maps are 3D volumes')
+    require_labels(sitk.GetArrayViewFromImage(image), case, path, KITS23_EDITION, fix='relabel it')
+    return image
+
+
+KITS19 = Challenge((Region('kidney', (1, 2)), Region('tumor', (2,))), {'dice': 'composite_dice'},
+                   read_label_map)
+#: regions and tolerances of kits23/configuration/labels.py (see the module doc)
+KITS23 = Challenge((Region('kidney_and_mass', (1, 2, 3), 1.0330772532390826),
+                    Region('mass', (2, 3), 1.1328796488598762),
+                    Region('tumor', (2,), 1.1498198361434828)),
+                   {'dice': 'mean_dice', 'surface_dice': 'mean_surface_dice'}, read_kits23_label_map)
+METRICS = KITS19.metrics
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice coefficient of two boolean masks; 1 when both are empty."""
     total = int(pred.sum()) + int(gt.sum())
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, gt).sum()) / total
+
+
+def surface_dice(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float) -> float:
+    """The official KiTS23 Surface Dice of two boolean masks (``compute_metrics_for_label``, module doc)."""
+    pred_empty, gt_empty = not pred.any(), not gt.any()
+    if pred_empty or gt_empty:
+        return 1.0 if pred_empty and gt_empty else 0.0
+    distances = compute_surface_distances(gt, pred, tuple(spacing))
+    return float(compute_surface_dice_at_tolerance(distances, tolerance_mm))
 
 
 def surface_voxels(mask: np.ndarray) -> np.ndarray:
@@ -73,25 +156,33 @@ def region_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], t
     return values
 
 
-def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 2.0) -> Dict[str, float]:
-    """The KiTS19 metrics of one case: label arrays (0/1/2) of one shape, ``spacing`` in mm per axis."""
+def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 2.0,
+                 challenge: Challenge = KITS19) -> Dict[str, float]:
+    """The metrics of one case in ``challenge.metrics`` order: label arrays of one shape, ``spacing`` in mm per
+    axis, ``tolerance_mm`` the NSD tolerance."""
     if pred.shape != gt.shape:
         raise ValueError(f'prediction shape {pred.shape} differs from ground truth {gt.shape}')
     result = {}
-    for name, region in REGIONS.items():
-        for metric, value in region_metrics(region(pred), region(gt), spacing, tolerance_mm).items():
-            result[f'{name}_{metric}'] = value
-    result['composite_dice'] = (result['kidney_dice'] + result['tumor_dice']) / 2
-    return {m: result[m] for m in METRICS}
+    for region in challenge.regions:
+        pred_mask, gt_mask = region.mask(pred), region.mask(gt)
+        values = region_metrics(pred_mask, gt_mask, spacing, tolerance_mm)
+        if region.surface_dice_tolerance_mm is not None:
+            values['surface_dice'] = surface_dice(pred_mask, gt_mask, spacing, region.surface_dice_tolerance_mm)
+        result.update({f'{region.name}_{kind}': value for kind, value in values.items()})
+    for kind, name in challenge.region_means.items():
+        values = [result[f'{r.name}_{kind}'] for r in challenge.regions]
+        result[name] = sum(values) / len(values)
+    return {m: result[m] for m in challenge.metrics}
 
 
 def evaluate_folders(pred_dir: Path, gt_dir: Path, tolerance_mm: float = 2.0,
-                     log: Optional[Callable[[str], None]] = None) -> dict:
+                     log: Optional[Callable[[str], None]] = None, challenge: Challenge = KITS19) -> dict:
     """Evaluate every prediction in ``pred_dir`` against the same case in ``gt_dir``.
 
-    Both folders may use the nnU-Net layout (``<case>.nii.gz``) or the KiTS19 layout
+    Both folders may use the nnU-Net layout (``<case>.nii.gz``) or the KiTS layout
     (``case_XXXXX/segmentation.nii.gz``). Returns ``{"per_case": {case: {metric: value}},
-    "mean": {metric: value}, "tolerance_mm": ..., "gt_without_prediction": [...]}``.
+    "mean": {metric: value}, "tolerance_mm": ..., "gt_without_prediction": [...]}``, for KiTS23 also
+    ``"surface_dice_tolerance_mm": {region: tolerance}``.
     """
     predictions, references = find_segmentations(Path(pred_dir)), find_segmentations(Path(gt_dir))
     unmatched = [c for c in predictions if c not in references]
@@ -100,32 +191,41 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, tolerance_mm: float = 2.0,
                           f"check that PRED_DIR and GT_DIR hold the same cases")
     per_case = {}
     for i, (case, pred_path) in enumerate(predictions.items(), 1):
-        pred, gt = read_label_map(pred_path, case), read_label_map(references[case], case)
+        pred, gt = challenge.read_label_map(pred_path, case), challenge.read_label_map(references[case], case)
         mismatch = geometry_mismatch(pred, gt)
         if mismatch:
             raise KiTS19Error(f'{case}: prediction {pred_path} and ground truth {references[case]} differ in '
                               f'{mismatch}; predictions must be on the ground-truth grid')
         per_case[case] = case_metrics(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(gt),
-                                      gt.GetSpacing()[::-1], tolerance_mm)
+                                      gt.GetSpacing()[::-1], tolerance_mm, challenge)
         if log:
-            log(f'[{i}/{len(predictions)}] {case}: composite Dice {per_case[case]["composite_dice"]:.4f}')
-    mean = {m: float(np.mean([v[m] for v in per_case.values()])) for m in METRICS}
-    return {'per_case': per_case, 'mean': mean, 'tolerance_mm': tolerance_mm,
-            'gt_without_prediction': sorted(set(references) - set(predictions))}
+            log(f'[{i}/{len(predictions)}] {case}: ' + ', '.join(
+                f"{name.replace('_', ' ').replace('dice', 'Dice')} {per_case[case][name]:.4f}"
+                for name in challenge.region_means.values()))
+    mean = {m: float(np.mean([v[m] for v in per_case.values()])) for m in challenge.metrics}
+    tolerances = {r.name: r.surface_dice_tolerance_mm for r in challenge.regions
+                  if r.surface_dice_tolerance_mm is not None}
+    results = {'per_case': per_case, 'mean': mean, 'tolerance_mm': tolerance_mm,
+               'gt_without_prediction': sorted(set(references) - set(predictions))}
+    if tolerances:
+        results['surface_dice_tolerance_mm'] = tolerances
+    return results
 
 
 def format_table(results: dict) -> str:
     """Plain-text table of the per-case and mean metrics."""
-    header = f"{'case':<14}" + ''.join(f'{m:>15}' for m in METRICS)
-    rows = [f'{case:<14}' + ''.join(f'{v[m]:>15.4f}' for m in METRICS) for case, v in results['per_case'].items()]
-    rows.append(f"{'mean':<14}" + ''.join(f"{results['mean'][m]:>15.4f}" for m in METRICS))
+    widths = {m: max(15, len(m) + 1) for m in results['mean']}
+    header = f"{'case':<14}" + ''.join(f'{m:>{w}}' for m, w in widths.items())
+    rows = [f'{case:<14}' + ''.join(f'{values[m]:>{w}.4f}' for m, w in widths.items())
+            for case, values in list(results['per_case'].items()) + [('mean', results['mean'])]]
     return '\n'.join([header, '-' * len(header)] + rows)
 
 
 def write_csv(results: dict, path: Path) -> None:
     """One row per case and a final ``mean`` row."""
+    metrics = tuple(results['mean'])
     with atomic_output(Path(path)) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(('case',) + METRICS)
+        writer.writerow(('case',) + metrics)
         for case, values in list(results['per_case'].items()) + [('mean', results['mean'])]:
-            writer.writerow([case] + [f'{values[m]:.6g}' for m in METRICS])
+            writer.writerow([case] + [f'{values[m]:.6g}' for m in metrics])

@@ -1,12 +1,14 @@
-"""Kidney and tumor morphometry from KiTS19 label maps: volumes, tumor count, sizes and sides.
+"""Kidney, tumor and cyst morphometry from KiTS19 and KiTS21/23 label maps: volumes, counts, sizes and sides.
 
-Per case: left and right kidney volume (label 1, mL; kidney+tumor components are assigned to
+Per case: left and right kidney volume (label 1, mL; components of the foreground, all labels, are assigned to
 the patient's left or right), and per tumor (26-connected component of label 2, at least
 ``min_tumor_ml``, default 0.1 mL, so that stray voxels do not count as tumors): volume (mL),
 maximum 3D diameter (cm), maximum axial diameter (cm; the largest in-plane extent over the axial
 slices, as radiologists measure a renal mass) and the kidney side it belongs to. KiTS19 records a
 ``radiographic_size`` per case (Heller et al., arXiv:1904.00445); see
-``benchmarks/kits19_morphometry`` for how these diameters compare with it.
+``benchmarks/kits19_morphometry`` for how these diameters compare with it. KiTS21/23 maps add label 3,
+cysts: their count and total volume are the 26-connected components of label 3 of at least
+``min_cyst_ml`` (default 0.1 mL), counted as tumors are; KiTS19 maps report 0 cysts, 0 mL.
 
 Sides use physical coordinates as SimpleITK reports them (LPS, whatever the file's own
 convention: the KiTS19 I-P-L sform, LPS or RAS files alike): patient left is +x. The midline is
@@ -29,12 +31,12 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import find_segmentations, read_label_map
-from nnunet_boundary.kits19.metrics import surface_voxels
+from nnunet_boundary.kits19.io import find_segmentations
+from nnunet_boundary.kits19.metrics import read_kits23_label_map, surface_voxels
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
-CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'tumor', 'tumor_side', 'tumor_ml',
-               'tumor_max_diameter_3d_cm', 'tumor_max_axial_diameter_cm')
+CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'cyst_count', 'cyst_ml', 'tumor',
+               'tumor_side', 'tumor_ml', 'tumor_max_diameter_3d_cm', 'tumor_max_axial_diameter_cm')
 
 
 @dataclass
@@ -52,6 +54,8 @@ class CaseMorphometry:
     right_kidney_ml: float
     tumors: List[Tumor] = field(default_factory=list)
     ignored_tumor_fragments: int = 0
+    cysts_ml: List[float] = field(default_factory=list)  # volume of each cyst, largest first
+    ignored_cyst_fragments: int = 0
 
 
 def _hull_vertices(points: np.ndarray) -> np.ndarray:
@@ -81,8 +85,24 @@ def tumor_diameters(mask: np.ndarray, spacing: Sequence[float], axial_axis: int)
     return diameter_3d, axial
 
 
-def measure_segmentation(seg: sitk.Image, case: str, min_tumor_ml: float = 0.1) -> CaseMorphometry:
-    """Morphometry of one KiTS19 label map (0 background, 1 kidney, 2 tumor)."""
+def lesions(mask: np.ndarray, voxel_ml: float, min_ml: float):
+    """The 26-connected components of ``mask`` of at least ``min_ml``: a list of (bounding box, component mask
+    in it, volume in mL), and the number of smaller components (fragments)."""
+    components, _ = label(mask, FULL_CONNECTIVITY)
+    found, fragments = [], 0
+    for c, box in enumerate(find_objects(components), 1):
+        component = components[box] == c
+        volume_ml = int(component.sum()) * voxel_ml
+        if volume_ml < min_ml:
+            fragments += 1
+        else:
+            found.append((box, component, volume_ml))
+    return found, fragments
+
+
+def measure_segmentation(seg: sitk.Image, case: str, min_tumor_ml: float = 0.1,
+                         min_cyst_ml: float = 0.1) -> CaseMorphometry:
+    """Morphometry of one label map (0 background, 1 kidney, 2 tumor, and in KiTS21/23 3 cyst)."""
     labels = sitk.GetArrayFromImage(seg)
     spacing = np.array(seg.GetSpacing()[::-1])  # array axes are SimpleITK's index axes reversed
     direction = np.array(seg.GetDirection()).reshape(3, 3)[:, ::-1]  # column a: physical direction of array axis a
@@ -113,37 +133,34 @@ def measure_segmentation(seg: sitk.Image, case: str, min_tumor_ml: float = 0.1) 
     result = CaseMorphometry(case, volume['left'], volume['right'])
 
     axial_axis = int(np.argmax(np.abs(direction[2])))  # the array axis along the patient's head-feet axis
-    tumors, tumor_count = label(labels == 2, FULL_CONNECTIVITY)
-    for t, tumor_box in enumerate(find_objects(tumors), 1):
-        mask = tumors[tumor_box] == t
-        volume_ml = int(mask.sum()) * voxel_ml
-        if volume_ml < min_tumor_ml:
-            result.ignored_tumor_fragments += 1
-            continue
+    tumors, result.ignored_tumor_fragments = lesions(labels == 2, voxel_ml, min_tumor_ml)
+    for tumor_box, mask, volume_ml in tumors:
         first_voxel = tuple(int(i) + s.start for i, s in zip(np.argwhere(mask)[0], tumor_box))
         diameter_3d, axial = tumor_diameters(mask, spacing, axial_axis)
         result.tumors.append(Tumor(side_of[int(components[first_voxel])], volume_ml, diameter_3d / 10, axial / 10))
     result.tumors.sort(key=lambda tumor: -tumor.volume_ml)
+    cysts, result.ignored_cyst_fragments = lesions(labels == 3, voxel_ml, min_cyst_ml)
+    result.cysts_ml = sorted((volume_ml for _, _, volume_ml in cysts), reverse=True)
     return result
 
 
 def _measure_file(args) -> CaseMorphometry:
-    case, path, min_tumor_ml = args
-    return measure_segmentation(read_label_map(path, case), case, min_tumor_ml)
+    case, path, min_tumor_ml, min_cyst_ml = args
+    return measure_segmentation(read_kits23_label_map(path, case), case, min_tumor_ml, min_cyst_ml)
 
 
 def measure_folder(seg_dir: Path, min_tumor_ml: float = 0.1, num_processes: int = 1,
-                   log: Optional[Callable[[str], None]] = None) -> List[CaseMorphometry]:
-    """Morphometry of every segmentation in ``seg_dir`` (nnU-Net flat or KiTS19 layout), by case id."""
+                   log: Optional[Callable[[str], None]] = None, min_cyst_ml: float = 0.1) -> List[CaseMorphometry]:
+    """Morphometry of every segmentation in ``seg_dir`` (nnU-Net flat or KiTS layout), by case id."""
     files = find_segmentations(Path(seg_dir))
-    jobs = [(case, path, min_tumor_ml) for case, path in files.items()]
+    jobs = [(case, path, min_tumor_ml, min_cyst_ml) for case, path in files.items()]
     pool = multiprocessing.Pool(num_processes) if num_processes > 1 else None
     results = []
     try:
         for i, result in enumerate(pool.imap(_measure_file, jobs) if pool else map(_measure_file, jobs), 1):
             results.append(result)
             if log:
-                log(f'[{i}/{len(jobs)}] {result.case}: {len(result.tumors)} tumor(s)')
+                log(f'[{i}/{len(jobs)}] {result.case}: {len(result.tumors)} tumor(s), {len(result.cysts_ml)} cyst(s)')
     finally:
         if pool:
             pool.terminate()
@@ -155,7 +172,8 @@ def report_rows(results: Sequence[CaseMorphometry]) -> List[dict]:
     rows = []
     for r in results:
         case_fields = {'case': r.case, 'left_kidney_ml': round(r.left_kidney_ml, 2),
-                       'right_kidney_ml': round(r.right_kidney_ml, 2), 'tumor_count': len(r.tumors)}
+                       'right_kidney_ml': round(r.right_kidney_ml, 2), 'tumor_count': len(r.tumors),
+                       'cyst_count': len(r.cysts_ml), 'cyst_ml': round(sum(r.cysts_ml, 0.0), 2)}
         if not r.tumors:
             rows.append(dict(case_fields, tumor='', tumor_side='', tumor_ml='', tumor_max_diameter_3d_cm='',
                              tumor_max_axial_diameter_cm=''))
