@@ -1,9 +1,13 @@
+import hashlib
+
 import pytest
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from helpers import tiny_network
-from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
+from nnunet_boundary.network.attention_gate import AttentionGate
+from nnunet_boundary.network.boundary_aware_unet import (AdditiveDecoder, BoundaryAwareOutput, BoundaryAwareUNet,
+                                                         BoundaryStream, SegResEncoder)
 from nnunet_boundary.network.onednn_convolution import OneDNNConv3d, traceable_mkldnn_convolution
 from nnunet_boundary.planning.templates import load_template
 
@@ -165,3 +169,92 @@ def test_compiled_network_matches_eager_forward_and_backward():
     expected[0].square().mean().backward()
     for a, b in zip(gradients, [p.grad for p in net.parameters() if p.grad is not None]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+#: sorted ``key:shape`` lists of the state dicts built before issue 14's refactoring (recorded then, with the
+#: code of commit 78b5ab1): number of entries and sha256 (16 hex digits) of the lines joined by newlines. Trained
+#: checkpoints load into the network only while these stay as they are.
+STATE_DICTS_BEFORE_ISSUE_14 = {
+    'kits19_176': (271, 'd8e13b4d4741fc9d'),
+    'kits19_4mm': (225, '6e20344501dcf78d'),
+    'kits19_cpu': (193, '1d7d6187c946df4b'),
+    'cpu_smoke': (193, '1d7d6187c946df4b'),
+    'anisotropic_three_regions': (147, '27a3ae07239ea993'),
+}
+#: the entries of 'anisotropic_three_regions' outside d-n-a's residual blocks, for a readable difference
+OWN_MODULES_BEFORE_ISSUE_14 = [
+    'boundary_heads.0.bias:3', 'boundary_heads.0.weight:3x4x1x1x1', 'boundary_heads.1.bias:3',
+    'boundary_heads.1.weight:3x8x1x1x1', 'boundary_stream.gates.0.encoder_conv.bias:4',
+    'boundary_stream.gates.0.encoder_conv.weight:4x4x1x3x3', 'boundary_stream.gates.0.stream_conv.bias:4',
+    'boundary_stream.gates.0.stream_conv.weight:4x4x1x3x3', 'boundary_stream.gates.0.to_map.bias:1',
+    'boundary_stream.gates.0.to_map.weight:1x4x1x1x1', 'boundary_stream.gates.1.encoder_conv.bias:8',
+    'boundary_stream.gates.1.encoder_conv.weight:8x8x3x3x3', 'boundary_stream.gates.1.stream_conv.bias:8',
+    'boundary_stream.gates.1.stream_conv.weight:8x8x3x3x3', 'boundary_stream.gates.1.to_map.bias:1',
+    'boundary_stream.gates.1.to_map.weight:1x8x1x1x1', 'boundary_stream.upsamples.0.project.weight:4x8x1x1x1',
+    'decoder.upsamples.0.project.weight:4x8x1x1x1', 'decoder.upsamples.1.project.weight:8x16x1x1x1',
+    'encoder.downsamples.0.bias:8', 'encoder.downsamples.0.weight:8x4x3x3x3', 'encoder.downsamples.1.bias:16',
+    'encoder.downsamples.1.weight:16x8x3x3x3', 'encoder.stem.bias:4', 'encoder.stem.weight:4x1x1x3x3',
+    'region_heads.0.bias:3', 'region_heads.0.weight:3x8x1x1x1', 'region_heads.1.bias:3',
+    'region_heads.1.weight:3x16x1x1x1']
+
+
+def _anisotropic_three_regions(**kwargs) -> BoundaryAwareUNet:
+    return BoundaryAwareUNet(1, 3, 3, [4, 8, 16], torch.nn.Conv3d, [[1, 3, 3], [3, 3, 3], [3, 3, 3]],
+                             [[1, 1, 1], [1, 2, 2], [2, 2, 2]], [1, 1, 2], norm_op=torch.nn.InstanceNorm3d,
+                             norm_op_kwargs={'affine': True}, nonlin=torch.nn.ReLU, nonlin_kwargs={'inplace': True},
+                             deep_supervision=True, **kwargs)
+
+
+def _recorded_network(name: str) -> torch.nn.Module:
+    if name == 'anisotropic_three_regions':
+        return _anisotropic_three_regions()
+    arch = load_template(name)['architecture']
+    with torch.device('meta'):
+        return get_network_from_plans(arch['network_class_name'], arch['arch_kwargs'], arch['_kw_requires_import'],
+                                      1, 2, allow_init=False, deep_supervision=True)
+
+
+def _keys_and_shapes(network: torch.nn.Module) -> list:
+    return sorted(f"{k}:{'x'.join(map(str, v.shape))}" for k, v in network.state_dict().items())
+
+
+@pytest.mark.parametrize('name', list(STATE_DICTS_BEFORE_ISSUE_14))
+def test_checkpoints_of_earlier_versions_load_strictly(name):
+    """The refactoring (encoder interface, decoders built from the encoder) kept every key and shape."""
+    entries = _keys_and_shapes(_recorded_network(name))
+    if name == 'anisotropic_three_regions':
+        assert [e for e in entries if '.blocks.' not in e] == OWN_MODULES_BEFORE_ISSUE_14
+    digest = hashlib.sha256('\n'.join(entries).encode()).hexdigest()[:16]
+    assert (len(entries), digest) == STATE_DICTS_BEFORE_ISSUE_14[name]
+
+
+def test_encoder_has_dnas_interface_and_the_decoders_read_it():
+    net = _anisotropic_three_regions()
+    encoder = net.encoder
+    assert isinstance(encoder, SegResEncoder) and type(encoder).__name__ != 'ResidualEncoder'
+    assert encoder.output_channels == [4, 8, 16]
+    assert encoder.strides == [[1, 1, 1], [1, 2, 2], [2, 2, 2]]
+    assert encoder.kernel_sizes == [[1, 3, 3], [3, 3, 3], [3, 3, 3]]
+    assert (encoder.norm_op, encoder.nonlin, encoder.conv_bias) == (torch.nn.InstanceNorm3d, torch.nn.ReLU, True)
+    # built from the encoder alone, the decoders have the network's shapes
+    decoder, stream = AdditiveDecoder(encoder, deep_supervision=True), BoundaryStream(encoder)
+    for built, part in ((decoder, net.decoder), (stream, net.boundary_stream)):
+        assert _keys_and_shapes(built) == _keys_and_shapes(part)
+    assert stream.gates[0].encoder_conv.kernel_size == (1, 3, 3)
+    # the encoder is read, not owned: no second copy of its weights under the decoders
+    assert not any(k.startswith('encoder.') for k in list(decoder.state_dict()) + list(stream.state_dict()))
+
+
+@pytest.mark.parametrize('nonlin, nonlin_kwargs, expected', [
+    (torch.nn.ReLU, {'inplace': True}, torch.nn.ReLU),
+    (torch.nn.LeakyReLU, {'negative_slope': 0.1}, torch.nn.LeakyReLU),
+    (None, None, torch.nn.Identity),
+])
+def test_attention_gates_take_the_networks_nonlinearity(nonlin, nonlin_kwargs, expected):
+    net = BoundaryAwareUNet(1, 2, 3, [4, 8, 16], torch.nn.Conv3d, 3, [[1, 1, 1], [2, 2, 2], [2, 2, 2]], [1, 1, 2],
+                            norm_op=torch.nn.InstanceNorm3d, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs)
+    gates = [g for g in net.modules() if isinstance(g, AttentionGate)]
+    assert len(gates) == 2 and all(type(g.nonlin) is expected for g in gates)
+    if nonlin is torch.nn.LeakyReLU:
+        assert gates[0].nonlin.negative_slope == 0.1
+    assert net(torch.randn(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)

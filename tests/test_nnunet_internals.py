@@ -1,18 +1,24 @@
 """The nnU-Net internals listed in docs/nnunet_internals.md, checked against the installed nnU-Net: a
 failure here means a new nnU-Net release changed something this package relies on."""
+import contextlib
 import hashlib
 import inspect
+import io
 
 import pytest
 import torch
+from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.experiment_planning.plan_and_preprocess_api import plan_experiment_dataset
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
+from nnunet_boundary.planning.fingerprints import write_fingerprint_dataset
 from nnunet_boundary.planning.templates import apply_template, load_template
 from test_planning import nnunet_like_plans
 from test_trainers import DATASET_JSON
@@ -25,6 +31,11 @@ COPIED_SOURCES = {
                                                              're-copy it from the new nnU-Net'),
     (nnUNetDataLoader, 'get_bbox'): ('25263f7173ae246b', 'TumorWeightedDataLoader.get_bbox relies on its '
                                                          'force_fg/overwrite_class semantics: re-check them'),
+    (ExperimentPlanner, 'get_plans_for_configuration'): (
+        'cc77fd8adaac53c8', 'BoundaryPlanner relies on its patch loop (the kwargs it passes to '
+                            'static_estimate_VRAM_usage, its loop condition and reference): re-check them'),
+    (ExperimentPlanner, 'plan_experiment'): ('2d5af564919b8c67', 'BoundaryPlanner relies on it planning 3d_fullres '
+                                                                 'and calling save_plans: re-check'),
 }
 
 
@@ -47,6 +58,17 @@ SIGNATURES = [
     (ConfigurationManager.__init__, ['self', 'configuration_dict']),
     (MemoryEfficientSoftDiceLoss.__init__, ['self', 'apply_nonlin', 'batch_dice', 'do_bg', 'smooth', 'ddp']),
     (PolyLRScheduler.__init__, ['self', 'optimizer', 'initial_lr', 'max_steps', 'exponent', 'current_step']),
+    (ExperimentPlanner.__init__, ['self', 'dataset_name_or_id', 'gpu_memory_target_in_gb', 'preprocessor_name',
+                                  'plans_name', 'overwrite_target_spacing', 'suppress_transpose']),
+    (ExperimentPlanner.static_estimate_VRAM_usage, ['patch_size', 'input_channels', 'output_channels',
+                                                    'arch_class_name', 'arch_kwargs', 'arch_kwargs_req_import']),
+    (ExperimentPlanner.get_plans_for_configuration, ['self', 'spacing', 'median_shape', 'data_identifier',
+                                                     'approximate_n_voxels_dataset', '_cache']),
+    (ExperimentPlanner.save_plans, ['self', 'plans']),
+    (plan_experiment_dataset, ['dataset_id', 'experiment_planner_class', 'gpu_memory_target_in_gb',
+                               'preprocess_class_name', 'overwrite_target_spacing', 'overwrite_plans_name']),
+    (get_network_from_plans, ['arch_class_name', 'arch_kwargs', 'arch_kwargs_req_import', 'input_channels',
+                              'output_channels', 'allow_init', 'deep_supervision']),
     (nnUNetPredictor.manual_initialization, ['self', 'network', 'plans_manager', 'configuration_manager',
                                              'parameters', 'dataset_json', 'trainer_name',
                                              'inference_allowed_mirroring_axes']),
@@ -92,3 +114,30 @@ def test_region_loss_exposes_scale_weights_and_bce_weight_and_skips_zero_weights
     wrapper = DeepSupervisionWrapper(lambda x, y: calls.append(x) or x, (1.0, 0.0))
     wrapper([torch.tensor(1.0), torch.tensor(2.0)], [None, None])
     assert len(calls) == 1, f"DeepSupervisionWrapper evaluates zero-weight terms now ({SEE}'DeepSupervisionWrapper')"
+
+
+PLANNER_ATTRIBUTES = ['UNet_reference_val_3d', 'UNet_reference_val_2d', 'UNet_reference_val_corresp_GB',
+                      'UNet_reference_val_corresp_bs_3d', 'UNet_reference_val_corresp_bs_2d', 'UNet_min_batch_size',
+                      'UNet_vram_target_GB', 'UNet_max_features_2d', 'UNet_max_features_3d', 'max_dataset_covered',
+                      'lowres_creation_threshold', 'dataset_json', 'dataset_name', 'plans_identifier']
+
+
+def test_experiment_planner_attributes_we_set_and_read_exist_and_its_loop_calls_our_estimate(monkeypatch, tmp_path):
+    monkeypatch.setenv('nnUNet_raw', str(tmp_path / 'raw'))
+    monkeypatch.setenv('nnUNet_preprocessed', str(tmp_path / 'pre'))
+    write_fingerprint_dataset(tmp_path / 'raw', tmp_path / 'pre', 'Dataset503_X', (1.0, 1.0, 1.0), (64, 96, 96), 10)
+    planner = ExperimentPlanner(503, 8)
+    missing = [a for a in PLANNER_ATTRIBUTES if not hasattr(planner, a)]
+    assert not missing, f"nnU-Net's ExperimentPlanner no longer has {missing} ({SEE}'ExperimentPlanner.__init__')"
+    calls = []
+
+    def estimate(patch_size, input_channels, output_channels, arch_class_name, arch_kwargs, arch_kwargs_req_import):
+        calls.append(set(arch_kwargs))
+        return 1  # bytes: everything fits
+    planner.static_estimate_VRAM_usage = estimate
+    with contextlib.redirect_stdout(io.StringIO()):
+        planner.plan_experiment()
+    assert calls and all({'n_stages', 'kernel_sizes', 'strides', 'conv_op', 'norm_op', 'norm_op_kwargs'} <= c
+                         for c in calls), \
+        f"get_plans_for_configuration no longer estimates through self.static_estimate_VRAM_usage with the " \
+        f"topology in arch_kwargs ({SEE}'ExperimentPlanner.get_plans_for_configuration')"

@@ -1,4 +1,5 @@
-"""Plans templates: the paper's network, patch and spacing laid over nnU-Net's own plans.
+"""Plans templates: the paper's network, patch and spacing laid over nnU-Net's own plans (the
+fixed presets; :mod:`.planner` plans for any dataset and GPU instead).
 
 A template (``plans/*.json``) holds ``patch_size``, ``batch_size``, ``spacing`` (null keeps
 nnU-Net's planned spacing), an nnU-Net ``architecture`` block for
@@ -114,8 +115,9 @@ def patch_exceeds_image(patch_size: Sequence[int], median_shape: Sequence[float]
             for a, (p, m) in enumerate(zip(patch_size, median_shape)) if p > m]
 
 
-def apply_template(nnunet_plans: dict, template: dict, configuration: str = '3d_fullres') -> dict:
-    """``nnUNetBoundaryPlans`` from nnU-Net's plans (see the module docstring)."""
+def apply_template(nnunet_plans: dict, template: dict, configuration: str = '3d_fullres',
+                   plans_name: str = PLANS_NAME) -> dict:
+    """Plans ``plans_name`` from nnU-Net's plans (see the module docstring)."""
     if configuration not in nnunet_plans['configurations']:
         raise NnUNetBoundaryError(f"nnU-Net planned no '{configuration}' configuration for this dataset "
                                   f"(it has {list(nnunet_plans['configurations'])})")
@@ -127,11 +129,11 @@ def apply_template(nnunet_plans: dict, template: dict, configuration: str = '3d_
         config['median_image_size_in_voxels'] = [
             round(m * s / t) for m, s, t in zip(base['median_image_size_in_voxels'], base['spacing'], spacing)]
         config['spacing'] = spacing
-    config.update(data_identifier=f'{PLANS_NAME}_{configuration}',
+    config.update(data_identifier=f'{plans_name}_{configuration}',
                   patch_size=list(template['patch_size']),
                   batch_size=int(template['batch_size']),
                   architecture=deepcopy(template['architecture']))
-    plans['plans_name'] = PLANS_NAME
+    plans['plans_name'] = plans_name
     plans['configurations'] = {
         configuration: config,
         BASELINE_CONFIGURATION: {'inherits_from': configuration,
