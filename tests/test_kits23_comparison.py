@@ -1,0 +1,41 @@
+"""The KiTS23 benchmark's paired comparison: per region and metric, sign, interval and verdict."""
+import json
+
+import pytest
+
+from nnunet_boundary.benchmark.kits23_comparison import compare, main
+from nnunet_boundary.kits19.metrics import KITS23
+
+
+def metrics(per_case):
+    names = KITS23.metrics
+    return {'per_case': per_case, 'mean': {m: sum(c[m] for c in per_case.values()) / len(per_case) for m in names}}
+
+
+def cases(offset, tumor_hd95):
+    return {f'case_{i:05d}': dict({m: 0.5 + offset + 0.01 * i for m in KITS23.metrics},
+                                  tumor_hd95=tumor_hd95 + i) for i in range(10)}
+
+
+def test_a_model_better_on_every_case_is_better_with_an_interval_clear_of_zero():
+    result = compare(metrics(cases(0.1, 5.0)), metrics(cases(0.0, 9.0)))
+    assert set(result) == {f'{r}_{k}' for r in ('kidney_and_mass', 'mass', 'tumor')
+                           for k in ('dice', 'surface_dice', 'nsd', 'hd95')}
+    dice = result['tumor_dice']
+    assert dice['difference'] == pytest.approx([0.1, 0.1, 0.1])
+    assert dice['verdict'] == 'better'
+    assert result['tumor_hd95']['difference'][0] == pytest.approx(-4.0)
+    assert result['tumor_hd95']['verdict'] == 'better'  # smaller HD95 is better
+
+
+def test_cli_writes_results_and_a_table(tmp_path):
+    base, model = tmp_path / 'base.json', tmp_path / 'model.json'
+    base.write_text(json.dumps(metrics(cases(0.0, 9.0))))
+    noisy = cases(0.0, 9.0)
+    for i, values in enumerate(noisy.values()):
+        values['mass_dice'] += 0.05 if i % 2 else -0.05
+    model.write_text(json.dumps(metrics(noisy)))
+    main(['--baseline', f'B={base}', '--model', f'M={model}', '--out', str(tmp_path / 'out')])
+    results = json.loads((tmp_path / 'out' / 'results.json').read_text())
+    assert results['comparison']['mass_dice']['verdict'] == 'no measurable difference'
+    assert '| mass | Dice | 0.545 | 0.545 |' in (tmp_path / 'out' / 'RESULTS.md').read_text()
