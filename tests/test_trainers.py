@@ -79,7 +79,7 @@ def test_boundary_trainer_refuses_plans_without_the_boundary_network(plans):
 
 def test_boundary_trainer_refuses_a_dataset_without_regions(plans):
     labels_only = dict(DATASET_JSON, labels={'background': 0, 'kidney': 1, 'tumor': 2})
-    with pytest.raises(NnUNetBoundaryError, match='combine several labels'):
+    with pytest.raises(NnUNetBoundaryError, match='outermost region must be a list of labels'):
         BoundaryTrainer(dict(plans, continue_training=False), '3d_fullres', 0, labels_only, torch.device('cpu'))
 
 
