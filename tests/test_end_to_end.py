@@ -4,7 +4,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_boundary.data.synthetic import write_synthetic_dataset
-from tiny_nnunet import nnunet_env as tiny_nnunet_env, run
+from tiny_nnunet import nnunet_env as tiny_nnunet_env, run, train_and_predict
 
 
 @pytest.fixture(scope='module')
@@ -23,16 +23,10 @@ def dice(a, b):
 
 def test_train_and_predict_one_fold_through_the_nnunet_cli(nnunet_env):
     root, env = nnunet_env
-    run(['nnUNetv2_train', 901, '3d_fullres', 0, '-tr', 'BoundaryTrainer_smoke', '-p', 'nnUNetBoundaryPlans',
-         '-device', 'cpu'], env)
+    out = train_and_predict(env, 901, root / 'raw' / 'Dataset901_Tiny' / 'imagesTs', root / 'pred')
     fold = root / 'res' / 'Dataset901_Tiny' / 'BoundaryTrainer_smoke__nnUNetBoundaryPlans__3d_fullres' / 'fold_0'
     assert (fold / 'checkpoint_final.pth').exists()
     assert (fold / 'validation' / 'summary.json').exists()
-
-    out = root / 'pred'
-    run(['nnUNetv2_predict', '-i', root / 'raw' / 'Dataset901_Tiny' / 'imagesTs', '-o', out, '-d', 901,
-         '-c', '3d_fullres', '-tr', 'BoundaryTrainer_smoke', '-p', 'nnUNetBoundaryPlans', '-f', 0,
-         '-device', 'cpu', '-npp', 1, '-nps', 1, '--disable_progress_bar'], env)
     for case in ('case_00006', 'case_00007'):
         pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f'{case}.nii.gz')))
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(root / 'raw' / 'Dataset901_Tiny' / 'labelsTs' /

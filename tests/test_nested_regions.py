@@ -10,7 +10,7 @@ from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.regions import KITS23_DATASET_JSON
 from nnunet_boundary.training.variants import BoundaryTrainer_smoke
 from test_trainers import plans  # noqa: F401 -- the fixture
-from tiny_nnunet import nnunet_env, run
+from tiny_nnunet import nnunet_env, run, train_and_predict
 
 KITS23 = dict(KITS23_DATASET_JSON, numTraining=4)
 
@@ -47,12 +47,7 @@ def kits23_like(tmp_path_factory):
 
 def test_three_nested_regions_train_and_predict_through_the_nnunet_cli(kits23_like):
     root, env = kits23_like
-    run(['nnUNetv2_train', 923, '3d_fullres', 0, '-tr', 'BoundaryTrainer_smoke', '-p', 'nnUNetBoundaryPlans',
-         '-device', 'cpu'], env)
-    out = root / 'pred'
-    run(['nnUNetv2_predict', '-i', root / 'raw' / 'Dataset923_TinyCysts' / 'imagesTs', '-o', out, '-d', 923,
-         '-c', '3d_fullres', '-tr', 'BoundaryTrainer_smoke', '-p', 'nnUNetBoundaryPlans', '-f', 0,
-         '-device', 'cpu', '-npp', 1, '-nps', 1, '--disable_progress_bar'], env)
+    out = train_and_predict(env, 923, root / 'raw' / 'Dataset923_TinyCysts' / 'imagesTs', root / 'pred')
     for case in ('case_00006', 'case_00007'):
         pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f'{case}.nii.gz')))
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(root / 'raw' / 'Dataset923_TinyCysts' / 'labelsTs' /

@@ -21,7 +21,7 @@ from nnunet_boundary.network.activation_memory import (AMP_ACTIVATION_BYTES, TRA
 from nnunet_boundary.planning.fingerprints import KITS19_AT_1MM, write_fingerprint_dataset
 from nnunet_boundary.planning.planner import GIB, BoundaryPlanner, build_network, configuration_memory_bytes
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
-from tiny_nnunet import nnunet_env, run
+from tiny_nnunet import nnunet_env, run, train_and_predict
 
 
 def _load_script(name: str):
@@ -196,11 +196,8 @@ def test_planners_plans_train_and_predict_through_nnunets_commands(planned_by_th
     assert 'BoundaryPlanner for 8 GiB: spacing' in planner_stdout
     plans = json.loads((root / 'pre' / dataset.name / f'{PLANS_NAME}.json').read_text())
     assert plans['configurations']['3d_fullres']['architecture']['arch_kwargs']['features_per_stage'][0] == 16
-    run(['nnUNetv2_train', DATASET_ID, '3d_fullres', 0, '-tr', TRAINER, '-p', PLANS_NAME, '-device', 'cpu'], env)
+    out = train_and_predict(env, DATASET_ID, dataset / 'imagesTs', root / 'pred', TRAINER)
     fold = root / 'res' / dataset.name / f'{TRAINER}__{PLANS_NAME}__3d_fullres' / 'fold_0'
     assert (fold / 'checkpoint_final.pth').exists() and (fold / 'validation' / 'summary.json').exists()
-    out = root / 'pred'
-    run(['nnUNetv2_predict', '-i', dataset / 'imagesTs', '-o', out, '-d', DATASET_ID, '-c', '3d_fullres', '-tr',
-         TRAINER, '-p', PLANS_NAME, '-f', 0, '-device', 'cpu', '-npp', 1, '-nps', 1, '--disable_progress_bar'], env)
     prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(out / 'case_00005.nii.gz')))
     assert prediction.shape == (24, 40, 40) and set(np.unique(prediction)) <= {0, 1, 2}
