@@ -344,6 +344,24 @@ def test_cases_added_after_a_first_planning_are_not_left_out_of_the_folds(datase
     assert 'unreadable' in stale_fingerprint(preprocessed, 2)
 
 
+def test_planning_warns_about_fewer_cases_than_folds_and_replans_a_half_written_plans_file(dataset, monkeypatch,
+                                                                                           capsys):
+    """Three cases: nnU-Net's 5 folds would fail in scikit-learn at training, so planning warns (and goes on);
+    a plans file an interrupted run left half-written is replaced (nnU-Net's own ``save_plans`` would read it to
+    keep its other configurations and stop with a JSONDecodeError)."""
+    preprocessed = dataset.parent.parent / 'preprocessed' / 'Dataset950_Checks'
+    preprocessed.mkdir(parents=True)
+    (preprocessed / 'nnUNetBoundaryPlans.json').write_text('{"dataset_name": "Dataset950_Checks", "configura')
+    monkeypatch.setenv('nnUNet_raw', str(dataset.parent))
+    monkeypatch.setenv('nnUNet_preprocessed', str(preprocessed.parent))
+    plan_main(['-d', '950', '--template', 'cpu_smoke', '-np', '1', '--no_pp'])
+    out = capsys.readouterr().out
+    assert "WARNING: 3 training case(s): nnU-Net's 5-fold cross-validation needs at least 5" in out
+    assert "train fold 'all'" in out
+    plans = json.loads((preprocessed / 'nnUNetBoundaryPlans.json').read_text())
+    assert set(plans['configurations']) == {'3d_fullres', '3d_fullres_baseline'}
+
+
 def test_predict_explains_comma_separated_folds(results, capsys):
     with pytest.raises(SystemExit) as exit_info:
         predict_main(['-i', str(results / 'in'), '-o', str(results / 'out'), '-d', '950', '-f', '0,1'])

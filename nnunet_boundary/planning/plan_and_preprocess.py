@@ -16,6 +16,27 @@ from nnunet_boundary.regions import nested_regions
 CROSS_VALIDATION_FOLDS = 5  # nnU-Net's default split
 
 
+def check_before_planning(raw_dir: Path, dataset_json: dict, preprocessed_dir: Path, num_processes: int,
+                          clean_fingerprint: bool) -> bool:
+    """Refuse (one-line errors) what would make nnU-Net's planning fail or silently wrong: regions, the raw
+    files, stale splits; warn about fewer cases than folds. Returns whether the fingerprint is stale or
+    half-written and must be recomputed. (A half-written plans file needs nothing: the planner writes its
+    plans whole, without reading an earlier file.)"""
+    nested_regions(dataset_json, str(raw_dir / 'dataset.json'))
+    for note in check_raw_dataset(raw_dir, num_processes):
+        print(f"NOTE: {note}")
+    cases = training_cases(raw_dir, dataset_json)
+    if len(cases) < CROSS_VALIDATION_FOLDS:
+        print(f"WARNING: {len(cases)} training case(s): nnU-Net's {CROSS_VALIDATION_FOLDS}-fold cross-validation needs "
+              f"at least {CROSS_VALIDATION_FOLDS}, so training folds 0-4 would fail; train fold 'all' "
+              f"(nnUNetv2_train ID 3d_fullres all ...) or add cases")
+    require_current_splits(preprocessed_dir, cases)
+    stale = None if clean_fingerprint else stale_fingerprint(preprocessed_dir, len(cases))
+    if stale:
+        print(f"NOTE: {stale}")
+    return bool(stale)
+
+
 def plan_and_preprocess(dataset_id: int, template: Optional[dict] = None, configuration: str = '3d_fullres',
                         num_processes: int = 2, verify_dataset_integrity: bool = False,
                         clean_fingerprint: bool = False, preprocess: bool = True, gpu_memory_target: float = 8,
@@ -35,22 +56,10 @@ def plan_and_preprocess(dataset_id: int, template: Optional[dict] = None, config
     name = dataset_name(dataset_id)
     raw_dir = Path(nnUNet_raw.get()) / name
     dataset_json = load_dataset_json(raw_dir)
-    nested_regions(dataset_json, str(raw_dir / 'dataset.json'))
-    for note in check_raw_dataset(raw_dir, num_processes):
-        print(f"NOTE: {note}")
-    cases = training_cases(raw_dir, dataset_json)
-    if len(cases) < CROSS_VALIDATION_FOLDS:
-        print(f"WARNING: {len(cases)} training case(s): nnU-Net's {CROSS_VALIDATION_FOLDS}-fold cross-validation needs "
-              f"at least {CROSS_VALIDATION_FOLDS}, so training folds 0-4 would fail; train fold 'all' "
-              f"(nnUNetv2_train ID 3d_fullres all ...) or add cases")
-    preprocessed_dir = Path(nnUNet_preprocessed.get()) / name
-    require_current_splits(preprocessed_dir, cases)
-    stale = None if clean_fingerprint else stale_fingerprint(preprocessed_dir, len(cases))
-    if stale:
-        print(f"NOTE: {stale}")
-
+    stale = check_before_planning(raw_dir, dataset_json, Path(nnUNet_preprocessed.get()) / name, num_processes,
+                                  clean_fingerprint)
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes,
-                                check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint or bool(stale))
+                                check_dataset_integrity=verify_dataset_integrity, clean=clean_fingerprint or stale)
     if os.environ.get('nnUNet_n_proc_DA') == '0':
         # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which rejects 0
         os.environ['nnUNet_n_proc_DA'] = '1'
