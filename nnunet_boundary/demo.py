@@ -1,11 +1,15 @@
 """The main job on embedded synthetic data: synthesize, plan, preprocess, 5-fold training,
 ensemble prediction with mirroring TTA, evaluation and an overlay, all through nnU-Net's own
-commands. Rerunning continues where an interrupted run stopped."""
+commands. Rerunning continues where an interrupted run stopped.
+
+Seeded by default (``NNUNET_BOUNDARY_SEED``, data augmentation in the training process), so that a
+rerun on the same machine repeats the numbers; ``seed=None`` uses nnU-Net's multi-process augmentation
+(faster on many cores, numbers vary from run to run)."""
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import SimpleITK as sitk
 
@@ -17,6 +21,7 @@ from nnunet_boundary.kits19.metrics import evaluate_folders
 from nnunet_boundary.kits19.overlay import save_overlay
 from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_boundary.planning.templates import PLANS_NAME
+from nnunet_boundary.training.seeding import SEED_VARIABLE
 
 DATASET_ID = 900
 DATASET_NAME = 'Dataset900_SyntheticKidney'
@@ -24,10 +29,13 @@ TRAINER = 'BoundaryTrainer_smoke'
 
 
 def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'cpu', num_train: int = 20,
-             num_test: int = 4, n_proc: int = 2) -> dict:
+             num_test: int = 4, n_proc: int = 2, seed: Optional[int] = 0) -> dict:
     out = Path(out).resolve()
     raw, preprocessed, results = out / 'nnUNet_raw', out / 'nnUNet_preprocessed', out / 'nnUNet_results'
-    env = nnunet_environment(raw, preprocessed, results, n_proc=n_proc)
+    env = nnunet_environment(raw, preprocessed, results, n_proc=n_proc, n_proc_da=None if seed is None else 0)
+    env.pop(SEED_VARIABLE, None)
+    if seed is not None:
+        env[SEED_VARIABLE] = str(seed)
     started = time.time()
     step = lambda msg: print(f"[demo {time.time() - started:6.0f}s] {msg}", flush=True)
 
@@ -58,7 +66,7 @@ def run_demo(out: Path, folds: Sequence[int] = (0, 1, 2, 3, 4), device: str = 'c
                  read(predictions / f'{case}.nii.gz'), out / 'overlay.png',
                  title=f'{case}: ground truth vs {len(folds)}-fold ensemble + TTA')
     summary = {
-        'dataset': DATASET_NAME, 'trainer': TRAINER, 'plans': PLANS_NAME, 'folds': list(folds),
+        'dataset': DATASET_NAME, 'trainer': TRAINER, 'plans': PLANS_NAME, 'folds': list(folds), 'seed': seed,
         'held_out_cases': sorted(metrics['per_case']),
         'mean': metrics['mean'], 'per_case': metrics['per_case'],
         'region_dice': {'kidney_and_tumor': metrics['mean']['kidney_dice'], 'tumor': metrics['mean']['tumor_dice']},

@@ -80,3 +80,25 @@ def test_seed_is_offset_by_the_ddp_rank(monkeypatch):
         assert seed_from_environment(rank) == 5 + rank
         draws.setdefault(rank, []).append((np.random.rand(), torch.rand(1).item()))
     assert draws[0][0] == draws[0][1] and draws[0][0] != draws[1][0]
+
+
+@pytest.mark.parametrize('seed, seed_variable, augmentation_processes', [(3, '3', '0'), (None, None, '2')])
+def test_the_demo_trains_seeded_with_augmentation_in_the_training_process(tmp_path, monkeypatch, seed, seed_variable,
+                                                                          augmentation_processes):
+    """A seeded demo repeats its numbers only if every nnU-Net command it runs gets the seed and in-process
+    augmentation (nnU-Net's augmentation workers are unseeded); ``--no-seed`` gets neither."""
+    import nnunet_boundary.demo as demo
+
+    class Stop(Exception):
+        pass
+
+    def first_command(args, env, *_, **__):
+        seen.update(env)
+        raise Stop
+
+    seen = {}
+    monkeypatch.setenv(SEED_VARIABLE, '99')  # a seed in the caller's environment never leaks into --no-seed
+    monkeypatch.setattr(demo, 'run_nnunet', first_command)
+    with pytest.raises(Stop):
+        demo.run_demo(tmp_path, num_train=1, num_test=0, seed=seed)
+    assert seen.get(SEED_VARIABLE) == seed_variable and seen['nnUNet_n_proc_DA'] == augmentation_processes
