@@ -3,18 +3,29 @@
 # KiTS19 masks (every second case, case_00000 ... case_00158) at 4 mm; the last 16 are the held-out test
 # set (imagesTs/labelsTs), 64 train (5-fold splits; fold 0 trains on 51, validates on 13).
 # Plans: template kits19_4mm (4 mm, patch 32^3, batch 2; boundary network 16-128, baseline nnU-Net's 32-256).
-# Every row trains fold 0 for the same 1,500 steps (Budget4mm). Rows run one after another, in ROWS order; finished trainings, predictions and evaluations are skipped on a rerun, so the
-# script resumes where it stopped. After each row the analysis (paired bootstrap against the baseline,
-# nnU-Net's postprocessing) rewrites RESULTS.md, results.json and differences.png here.
-#   [ROWS="..."] [STEPS=3000] [KITS19_MASKS=../shared/kits19/data] bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
+# Every row trains fold 0 for the same 1,500 steps (Budget4mm). Rows run one after another, in ROWS order;
+# finished trainings, predictions and evaluations are skipped on a rerun, so the script resumes where it
+# stopped. After each row the analysis (paired bootstrap against the baseline, nnU-Net's postprocessing)
+# rewrites RESULTS.md, results.json and differences.png here.
+#   [ROWS="..."] [STEPS=3000] [PATCH=48] [KITS19_MASKS=../shared/kits19/data] \
+#       bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
 # (default WORK_DIR /tmp/b4). STEPS=3000: the 3,000-step set-up (Budget4mm3000; rows named ..._3000steps), results
-# in 3000_steps/ here.
+# in 3000_steps/ here. PATCH=48: the same phantoms and split as dataset 915 planned with template kits19_4mm_48
+# (patch 48^3; same rows and budgets), results in 48_patch/ (48_patch_3000_steps/ with STEPS=3000).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/b4}"
-prepare_phantom_dataset "$work" 914 16 kits19_4mm $(python -c "print(' '.join('case_%05d' % (2 * i) for i in range(80)))")
+case "${PATCH:-32}" in
+    32) dataset=914 template=kits19_4mm patch_tag="" ;;
+    48) dataset=915 template=kits19_4mm_48 patch_tag=48_patch ;;
+    *) echo "run.sh: PATCH must be 32 or 48, not '$PATCH'" >&2; exit 2 ;;
+esac
+prepare_phantom_dataset "$work" $dataset 16 $template \
+    $(python -c "print(' '.join('case_%05d' % (2 * i) for i in range(80)))")
 suffix=${STEPS:+_${STEPS}steps}
-results="$here${STEPS:+/${STEPS}_steps}"
+setup=$(echo $patch_tag ${STEPS:+${STEPS}_steps} | tr ' ' _)
+results="$here${setup:+/$setup}"
+work_benchmark="$work/benchmark$suffix${patch_tag:+_$patch_tag}"
 baseline=BaselineTrainer_4mm$suffix
 rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_nnUNetCrops BaselineTumorSampler_4mm
     BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
@@ -22,9 +33,10 @@ rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_
     BoundaryTrainer_4mm_equalWidths"}
 done_rows="$baseline"
 for row in $rows; do
-    done_rows="$done_rows $row"  # results.json holds every row run so far; finished ones are only re-read
-    nb benchmark -d 914 --folds 0 --trainers $done_rows --out "$work/benchmark$suffix" --device cpu -np 2 --no-speed \
+    # results.json holds every row run so far; finished ones are only re-read. ROWS=$baseline: the baseline alone
+    [ "$row" = "$baseline" ] || done_rows="$done_rows $row"
+    nb benchmark -d $dataset --folds 0 --trainers $done_rows --out "$work_benchmark" --device cpu -np 2 --no-speed \
         --settings single
-    python -m nnunet_boundary.benchmark.ablation "$work/benchmark$suffix" --baseline $baseline --out "$results" \
+    python -m nnunet_boundary.benchmark.ablation "$work_benchmark" --baseline $baseline --out "$results" \
         || echo "run.sh: the analysis failed; training goes on with the next row" >&2
 done
