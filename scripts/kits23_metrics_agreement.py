@@ -6,7 +6,7 @@ Reads real KiTS23 ground truth (``DATASET/case_XXXXX/segmentation.nii.gz``, by d
 with a margin (spacing and direction kept), builds perturbed "predictions" (erosion, dilation, one-voxel
 shifts, label swaps, removed tumor, boundary noise, an empty map, a reference without tumor) and writes
 both as NIfTI files to a temporary folder. Each pair is scored by our
-:func:`~nnunet_boundary.kits19.metrics.evaluate_folders` (``challenge=KITS23``: reads the folders and
+:func:`~nnunet_boundary.kits19.metrics.evaluate_folders` (``KITS23_CHALLENGE``: reads the folders and
 computes every metric, as the CLI does) and by a transcription of the official per-case function below;
 the script reports the largest absolute difference per region and metric (Dice and Surface Dice) and
 writes it to ``--out`` with the commit it ran at and the command. Example::
@@ -30,7 +30,7 @@ from surface_distance import compute_surface_dice_at_tolerance, compute_surface_
 
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.kits19 import metrics as metrics_module
-from nnunet_boundary.kits19.metrics import KITS23, evaluate_folders, surface_voxels
+from nnunet_boundary.kits19.metrics import KITS23_CHALLENGE, evaluate_folders, surface_voxels
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-6
@@ -172,7 +172,8 @@ def compare(work: Path) -> dict:
     differences = {f'{hec}_{m}': 0.0 for hec in HEC_LABELS for m in ('dice', 'surface_dice')}
     by_perturbation, regions_by_emptiness = {}, {'both_present': 0, 'one_empty': 0, 'both_empty': 0}
     for perturbation_dir in sorted(p for p in work.iterdir() if p.is_dir()):
-        ours = evaluate_folders(perturbation_dir / 'pred', perturbation_dir / 'gt', challenge=KITS23)['per_case']
+        ours = evaluate_folders(perturbation_dir / 'pred', perturbation_dir / 'gt',
+                                challenge=KITS23_CHALLENGE)['per_case']
         official_means = {k: [] for k in differences}
         for case, metrics in ours.items():
             pred_file = perturbation_dir / 'pred' / f'{case}.nii.gz'

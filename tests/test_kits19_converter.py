@@ -10,19 +10,16 @@ from nnunet_boundary.cli.convert_kits19 import main
 from nnunet_boundary.kits19.converter import convert_kits, write_prediction_in_kits_geometry
 from nnunet_boundary.atomic_files import partial_path
 from nnunet_boundary.kits19.io import KiTS19Error, kits_affine, write_kits_nifti
+from kits_files import write_kits_case
 
 SPACING = (3.0, 0.8, 0.75)
 
 
 def make_case(root, name, shape=(12, 40, 44), label_dtype=np.uint8, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(-1000, 1000, shape).astype(np.int16)
     labels = np.zeros(shape, label_dtype)
     labels[3:9, 10:25, 5:20] = 1
     labels[4:7, 12:18, 8:14] = 2
-    write_kits_nifti(image, SPACING, root / name / 'imaging.nii.gz')
-    write_kits_nifti(labels, SPACING, root / name / 'segmentation.nii.gz')
-    return image, labels
+    return write_kits_case(root, name, labels, SPACING, seed)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from nnunet_boundary.cli.evaluate import main
 from nnunet_boundary.kits19.io import KiTS19Error
 from nnunet_boundary.kits19.metrics import METRICS, case_metrics, evaluate_folders
+from kits_files import write_label_map
 
 SHAPE, SPACING = (12, 40, 40), (3.0, 0.8, 0.8)
 
@@ -74,20 +75,13 @@ def test_empty_conventions():
     assert m['composite_dice'] == pytest.approx(0.5)
 
 
-def write(labels, path, spacing=SPACING):
-    image = sitk.GetImageFromArray(labels)
-    image.SetSpacing(spacing[::-1])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(path))
-
-
 @pytest.fixture
 def folders(tmp_path):
     gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
     gt = with_tumor(cube())
     for case, pred in (('case_00000', gt), ('case_00001', cube(corner=(3, 10, 10)))):
-        write(gt, gt_dir / case / 'segmentation.nii.gz')  # KiTS layout
-        write(pred, pred_dir / f'{case}.nii.gz')  # nnU-Net layout
+        write_label_map(gt, gt_dir / case / 'segmentation.nii.gz')  # KiTS layout
+        write_label_map(pred, pred_dir / f'{case}.nii.gz')  # nnU-Net layout
     return pred_dir, gt_dir
 
 
@@ -107,7 +101,7 @@ def test_evaluate_folders_and_cli_outputs(folders, tmp_path, capsys):
 
 def test_grid_mismatch_names_the_case(folders, capsys):
     pred_dir, gt_dir = folders
-    write(cube(), pred_dir / 'case_00001.nii.gz', spacing=(2.0, 0.8, 0.8))
+    write_label_map(cube(), pred_dir / 'case_00001.nii.gz', spacing=(2.0, 0.8, 0.8))
     with pytest.raises(KiTS19Error, match='case_00001: .*differ in spacing'):
         evaluate_folders(pred_dir, gt_dir)
     with pytest.raises(SystemExit) as exit_info:
@@ -117,7 +111,7 @@ def test_grid_mismatch_names_the_case(folders, capsys):
 
 def test_prediction_without_ground_truth_is_an_error(folders):
     pred_dir, gt_dir = folders
-    write(cube(), pred_dir / 'case_00009.nii.gz')
+    write_label_map(cube(), pred_dir / 'case_00009.nii.gz')
     with pytest.raises(KiTS19Error, match='case_00009'):
         evaluate_folders(pred_dir, gt_dir)
 

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_boundary.cli.morphometry import main
-from nnunet_boundary.kits19.io import write_kits_nifti
+from nnunet_boundary.kits19.io import KiTS19Error, write_kits_nifti
 from nnunet_boundary.kits19.morphometry import max_extent, measure_folder, measure_segmentation
 
 SPACING = (3.0, 1.0, 0.8)  # (slices, rows, columns) as in a KiTS19 file: axis 2 runs to patient left
@@ -86,6 +86,19 @@ def test_cli_report(tmp_path, capsys):
     assert [(r['case'], r['tumor_count'], r['tumor_side']) for r in rows] == [('case_00002', '1', 'left'),
                                                                              ('case_00003', '0', '')]
     assert [r.case for r in measure_folder(seg_dir, num_processes=2)] == ['case_00002', 'case_00003']
+
+
+def test_a_pool_keeps_the_case_order_logs_progress_and_raises_a_bad_case(tmp_path):
+    seg_dir = tmp_path / 'data'
+    for i in (1, 2, 3):
+        write_kits_nifti(kits_volume(), SPACING, seg_dir / f'case_0000{i}' / 'segmentation.nii.gz')
+    logs = []
+    results = measure_folder(seg_dir, num_processes=2, log=logs.append)
+    assert [r.case for r in results] == ['case_00001', 'case_00002', 'case_00003']
+    assert logs == [f'[{i}/3] case_0000{i}: 1 tumor(s), 0 cyst(s)' for i in (1, 2, 3)]
+    write_kits_nifti(np.full((4, 8, 8), 7, np.uint8), SPACING, seg_dir / 'case_00002' / 'segmentation.nii.gz')
+    with pytest.raises(KiTS19Error, match='case_00002'):
+        measure_folder(seg_dir, num_processes=2)
 
 
 def test_cysts_in_kits23_maps_and_none_in_kits19_maps(tmp_path, capsys):

@@ -4,16 +4,16 @@ import json
 import pytest
 
 from nnunet_boundary.benchmark.kits23_comparison import compare, main
-from nnunet_boundary.kits19.metrics import KITS23
+from nnunet_boundary.kits19.metrics import KITS23_CHALLENGE
 
 
 def metrics(per_case):
-    names = KITS23.metrics
+    names = KITS23_CHALLENGE.metrics
     return {'per_case': per_case, 'mean': {m: sum(c[m] for c in per_case.values()) / len(per_case) for m in names}}
 
 
 def cases(offset, tumor_hd95):
-    return {f'case_{i:05d}': dict({m: 0.5 + offset + 0.01 * i for m in KITS23.metrics},
+    return {f'case_{i:05d}': dict({m: 0.5 + offset + 0.01 * i for m in KITS23_CHALLENGE.metrics},
                                   tumor_hd95=tumor_hd95 + i) for i in range(10)}
 
 

@@ -14,6 +14,7 @@ from nnunet_boundary.kits19.converter import convert_kits, write_prediction_in_k
 from nnunet_boundary.kits19.io import KITS23, KiTS19Error, kits_affine, kits_case_dirs, write_kits_nifti
 from nnunet_boundary.kits19.phantoms import generate_phantoms, synthesize_ct
 from nnunet_boundary.regions import KITS23_DATASET_JSON
+from kits_files import write_kits_case
 
 SPACING = (3.0, 0.8, 0.75)
 
@@ -30,11 +31,7 @@ def kidney_tumor_cyst(shape):
 
 
 def make_case(cases_folder, name, shape=(10, 32, 36), seed=0):
-    image = np.random.default_rng(seed).integers(-1000, 1000, shape).astype(np.int16)
-    labels = kidney_tumor_cyst(shape)
-    write_kits_nifti(image, SPACING, cases_folder / name / 'imaging.nii.gz')
-    write_kits_nifti(labels, SPACING, cases_folder / name / 'segmentation.nii.gz')
-    return image, labels
+    return write_kits_case(cases_folder, name, kidney_tumor_cyst(shape), SPACING, seed)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import SimpleITK as sitk
 from surface_distance import compute_surface_dice_at_tolerance, compute_surface_distances
 
 from nnunet_boundary.cli.evaluate import main
-from nnunet_boundary.kits19.metrics import KITS19, KITS23, case_metrics, evaluate_folders
+from nnunet_boundary.kits19.metrics import KITS19_CHALLENGE, KITS23_CHALLENGE, case_metrics, evaluate_folders
+from kits_files import write_label_map
 
 SHAPE = (14, 40, 40)
 OFFICIAL_TOLERANCES_MM = {'kidney_and_mass': 1.0330772532390826, 'mass': 1.1328796488598762,
@@ -38,22 +39,22 @@ def official_surface_dice(pred, gt, labels, spacing, tolerance_mm):
 
 
 def test_regions_and_tolerances_are_the_official_ones():
-    assert {r.name: r.labels for r in KITS23.regions} == {'kidney_and_mass': (1, 2, 3), 'mass': (2, 3),
+    assert {r.name: r.labels for r in KITS23_CHALLENGE.regions} == {'kidney_and_mass': (1, 2, 3), 'mass': (2, 3),
                                                           'tumor': (2,)}
-    assert {r.name: r.surface_dice_tolerance_mm for r in KITS23.regions} == OFFICIAL_TOLERANCES_MM
-    assert {r.name: r.labels for r in KITS19.regions} == {'kidney': (1, 2), 'tumor': (2,)}
+    assert {r.name: r.surface_dice_tolerance_mm for r in KITS23_CHALLENGE.regions} == OFFICIAL_TOLERANCES_MM
+    assert {r.name: r.labels for r in KITS19_CHALLENGE.regions} == {'kidney': (1, 2), 'tumor': (2,)}
 
 
 def test_cyst_counts_in_kidney_and_mass_and_mass_not_in_tumor():
     gt = kits23_map()
     tumor, cyst = 5 * 8 * 8, 4 * 6 * 6
     cyst_as_kidney = np.where(gt == 3, 1, gt)
-    m = case_metrics(cyst_as_kidney, gt, (3.0, 0.8, 0.8), challenge=KITS23)
+    m = case_metrics(cyst_as_kidney, gt, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     assert (m['kidney_and_mass_dice'], m['tumor_dice']) == (1.0, 1.0)
     assert m['mass_dice'] == pytest.approx(2 * tumor / (2 * tumor + cyst))
     assert m['mean_dice'] == pytest.approx((2 + m['mass_dice']) / 3)
     swapped = np.choose(gt, [0, 1, 3, 2]).astype(np.uint8)  # tumor <-> cyst
-    m = case_metrics(swapped, gt, (3.0, 0.8, 0.8), challenge=KITS23)
+    m = case_metrics(swapped, gt, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     assert (m['kidney_and_mass_dice'], m['mass_dice'], m['tumor_dice']) == (1.0, 1.0, 0.0)
     assert (m['kidney_and_mass_surface_dice'], m['mass_surface_dice']) == (1.0, 1.0)
     assert m['tumor_surface_dice'] < 0.3 and m['mean_surface_dice'] == pytest.approx((2 + m['tumor_surface_dice']) / 3)
@@ -70,8 +71,8 @@ def test_each_region_uses_its_own_tolerance(shift_spacing_mm, exact):
     spacing = (3.0, shift_spacing_mm, 0.8)
     gt = kits23_map()
     pred = np.roll(gt, 1, axis=1)
-    m = case_metrics(pred, gt, spacing, challenge=KITS23)
-    for region in KITS23.regions:
+    m = case_metrics(pred, gt, spacing, challenge=KITS23_CHALLENGE)
+    for region in KITS23_CHALLENGE.regions:
         official = official_surface_dice(pred, gt, region.labels, spacing, OFFICIAL_TOLERANCES_MM[region.name])
         assert m[f'{region.name}_surface_dice'] == pytest.approx(official, abs=1e-12)
         assert (m[f'{region.name}_surface_dice'] == 1.0) == (region.name in exact)
@@ -85,8 +86,8 @@ def test_surface_dice_agrees_with_surface_distance_on_irregular_masks():
     gt[((z - 6) ** 2 / 4 + (y - 27) ** 2 / 10 + (x - 24) ** 2 / 10 < 1)] = 3
     pred = np.where(rng.random(SHAPE) < 0.1, np.roll(gt, (1, -2, 1), axis=(0, 1, 2)), gt)
     spacing = (2.5, 0.7, 0.9)
-    m = case_metrics(pred, gt, spacing, challenge=KITS23)
-    for region in KITS23.regions:
+    m = case_metrics(pred, gt, spacing, challenge=KITS23_CHALLENGE)
+    for region in KITS23_CHALLENGE.regions:
         p, g = np.isin(pred, region.labels), np.isin(gt, region.labels)
         assert m[f'{region.name}_dice'] == 2 * np.count_nonzero(p & g) / (np.count_nonzero(p) + np.count_nonzero(g))
         official = official_surface_dice(pred, gt, region.labels, spacing, OFFICIAL_TOLERANCES_MM[region.name])
@@ -98,12 +99,12 @@ def test_empty_region_conventions():
     """As compute_metrics_for_label: empty in both masks 1, in one mask 0, for Dice and Surface Dice."""
     no_cyst = kits23_map(cyst=False)
     kidney_only = np.where(no_cyst == 2, 1, no_cyst)
-    m = case_metrics(kidney_only, kidney_only, (3.0, 0.8, 0.8), challenge=KITS23)
+    m = case_metrics(kidney_only, kidney_only, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     assert all(m[f'{r}_{k}'] == 1.0 for r in ('mass', 'tumor') for k in ('dice', 'surface_dice', 'nsd'))
     assert m['tumor_hd95'] == 0.0
-    m = case_metrics(kidney_only, no_cyst, (3.0, 0.8, 0.8), challenge=KITS23)
+    m = case_metrics(kidney_only, no_cyst, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     assert all(m[f'{r}_{k}'] == 0.0 for r in ('mass', 'tumor') for k in ('dice', 'surface_dice', 'nsd'))
-    m = case_metrics(no_cyst, kidney_only, (3.0, 0.8, 0.8), challenge=KITS23)
+    m = case_metrics(no_cyst, kidney_only, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     assert (m['tumor_dice'], m['tumor_surface_dice'], m['mean_surface_dice']) == (0.0, 0.0, pytest.approx(1 / 3))
 
 
@@ -112,17 +113,10 @@ def test_kits19_maps_score_as_in_kits19_mode():
     gt = kits23_map(cyst=False)
     pred = np.roll(gt, (1, 2), axis=(0, 2))
     kits19 = case_metrics(pred, gt, (3.0, 0.8, 0.8))
-    kits23 = case_metrics(pred, gt, (3.0, 0.8, 0.8), challenge=KITS23)
+    kits23 = case_metrics(pred, gt, (3.0, 0.8, 0.8), challenge=KITS23_CHALLENGE)
     for metric in ('dice', 'nsd', 'hd95'):
         assert kits23[f'kidney_and_mass_{metric}'] == kits19[f'kidney_{metric}']
         assert kits23[f'tumor_{metric}'] == kits23[f'mass_{metric}'] == kits19[f'tumor_{metric}']
-
-
-def write(labels, path, spacing=(3.0, 0.8, 0.8)):
-    image = sitk.GetImageFromArray(labels)
-    image.SetSpacing(spacing[::-1])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(path))
 
 
 @pytest.fixture
@@ -130,8 +124,8 @@ def folders(tmp_path):
     gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
     gt = kits23_map()
     for case, pred in (('case_00400', gt), ('case_00401', np.where(gt == 3, 1, gt).astype(np.uint8))):
-        write(gt, gt_dir / case / 'segmentation.nii.gz')  # KiTS layout
-        write(pred, pred_dir / f'{case}.nii.gz')  # nnU-Net layout
+        write_label_map(gt, gt_dir / case / 'segmentation.nii.gz')  # KiTS layout
+        write_label_map(pred, pred_dir / f'{case}.nii.gz')  # nnU-Net layout
     return pred_dir, gt_dir
 
 
@@ -144,7 +138,7 @@ def test_cli_writes_per_case_and_mean_for_the_three_regions(folders, tmp_path, c
     assert saved['surface_dice_tolerance_mm'] == OFFICIAL_TOLERANCES_MM
     assert list(saved['per_case']) == ['case_00400', 'case_00401']
     for values in list(saved['per_case'].values()) + [saved['mean']]:
-        assert list(values) == list(KITS23.metrics)
+        assert list(values) == list(KITS23_CHALLENGE.metrics)
     assert saved['per_case']['case_00400']['mass_surface_dice'] == 1.0
     assert saved['per_case']['case_00401']['mass_surface_dice'] < 1.0
     assert saved['mean']['mass_dice'] == pytest.approx((1 + saved['per_case']['case_00401']['mass_dice']) / 2)
@@ -154,7 +148,7 @@ def test_cli_writes_per_case_and_mean_for_the_three_regions(folders, tmp_path, c
 
 def test_kits19_mode_refuses_cysts_and_kits23_mode_accepts_them(folders, capsys):
     pred_dir, gt_dir = folders
-    assert evaluate_folders(pred_dir, gt_dir, challenge=KITS23)['mean']['kidney_and_mass_dice'] == 1.0
+    assert evaluate_folders(pred_dir, gt_dir, challenge=KITS23_CHALLENGE)['mean']['kidney_and_mass_dice'] == 1.0
     with pytest.raises(SystemExit):
         main([str(pred_dir), str(gt_dir)])
     assert "label values [3] outside KiTS19's" in capsys.readouterr().err

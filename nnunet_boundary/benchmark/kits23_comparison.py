@@ -16,9 +16,9 @@ from typing import Dict
 
 from nnunet_boundary.atomic_files import atomic_output, write_json_atomically
 from nnunet_boundary.benchmark.statistics import paired_bootstrap, verdict
-from nnunet_boundary.kits19.metrics import KITS23
+from nnunet_boundary.kits19.metrics import KITS23_CHALLENGE
 
-REGIONS = [r.name for r in KITS23.regions]
+REGIONS = [r.name for r in KITS23_CHALLENGE.regions]
 KINDS = {'dice': ('Dice', True), 'surface_dice': ('Surface Dice', True), 'nsd': ('NSD@2mm', True),
          'hd95': ('HD95 (mm)', False)}
 

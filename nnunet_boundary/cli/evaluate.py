@@ -6,7 +6,8 @@ from pathlib import Path
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.atomic_files import atomic_output
 from nnunet_boundary.kits19.io import require_output_file
-from nnunet_boundary.kits19.metrics import KITS19, KITS23, evaluate_folders, format_table, write_csv
+from nnunet_boundary.kits19.metrics import (KITS19_CHALLENGE, KITS23_CHALLENGE, evaluate_folders, format_table,
+                                            write_csv)
 
 
 @exits_cleanly
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
     require_output_file(args.output, 'metrics.json')
     require_output_file(args.csv, 'metrics.csv', '--csv')
     results = evaluate_folders(args.pred_dir, args.gt_dir, args.tolerance_mm, log=print,
-                               challenge=KITS23 if args.kits23 else KITS19)
+                               challenge=KITS23_CHALLENGE if args.kits23 else KITS19_CHALLENGE)
     print(format_table(results))
     if results['gt_without_prediction']:
         print(f"note: {len(results['gt_without_prediction'])} ground-truth case(s) have no prediction and were "

@@ -144,14 +144,15 @@ def read_image(path: Path, case: str) -> sitk.Image:
 RELABEL_FOR_KITS19_METRICS = 'relabel it (KiTS21/23 cysts, label 3: map them to 1 for KiTS19 metrics)'
 
 
-def read_label_map(path: Path, case: str) -> sitk.Image:
-    """:func:`read_image` of a KiTS19 label map, refusing what would give silently wrong metrics: another
-    dimension than 3, non-integer voxels (an interpolated map), labels outside 0 background, 1 kidney,
-    2 tumor (a kidney stored as 3 would count as background)."""
+def read_label_map(path: Path, case: str, edition: KiTSEdition = KITS19) -> sitk.Image:
+    """:func:`read_image` of one ``edition``'s label map, refusing what would give silently wrong metrics:
+    another dimension than 3, non-integer voxels (an interpolated map), labels outside the edition's (KiTS19:
+    0 background, 1 kidney, 2 tumor, so a kidney stored as 3 would count as background; KiTS23 adds 3 cyst)."""
     image = read_image(path, case)
     if image.GetDimension() != 3:
-        raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; KiTS19 label maps are 3D volumes')
-    require_labels(sitk.GetArrayViewFromImage(image), case, path)
+        raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; {edition.name} label maps are 3D volumes')
+    require_labels(sitk.GetArrayViewFromImage(image), case, path, edition,
+                   RELABEL_FOR_KITS19_METRICS if edition is KITS19 else 'relabel it')
     return image
 
 

@@ -45,9 +45,8 @@ from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binar
 from surface_distance import compute_surface_dice_at_tolerance, compute_surface_distances
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import KITS23 as KITS23_EDITION
-from nnunet_boundary.kits19.io import (KiTS19Error, find_segmentations, geometry_mismatch, read_image,
-                                       read_label_map, require_labels)
+from nnunet_boundary.kits19.io import (KITS19, KITS23, KiTS19Error, KiTSEdition, find_segmentations,
+                                       geometry_mismatch, read_label_map)
 
 #: per-region metrics in the order the outputs list them (each followed by the challenge's mean of it, if any)
 METRIC_KINDS = ('dice', 'surface_dice', 'nsd', 'hd95')
@@ -70,11 +69,11 @@ class Region:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A challenge's regions, the means over its regions it ranks by (``{kind: metric name}``) and the reader
-    that refuses label maps with other labels."""
+    """A challenge's regions, the means over its regions it ranks by (``{kind: metric name}``) and its
+    edition, whose labels the label maps must hold (:func:`~nnunet_boundary.kits19.io.read_label_map`)."""
     regions: Tuple[Region, ...]
     region_means: Dict[str, str]
-    read_label_map: Callable[[Path, str], sitk.Image]
+    edition: KiTSEdition
 
     @property
     def metrics(self) -> Tuple[str, ...]:
@@ -85,24 +84,13 @@ class Challenge:
         return tuple(names)
 
 
-def read_kits23_label_map(path: Path, case: str) -> sitk.Image:
-    """:func:`~nnunet_boundary.kits19.io.read_label_map` for KiTS21/23 label maps, which add 3 (cyst): a 3D
-    volume of 0 background, 1 kidney, 2 tumor, 3 cyst, or an error naming the case, file and fix."""
-    image = read_image(path, case)
-    if image.GetDimension() != 3:
-        raise KiTS19Error(f'{case}: {path} is {image.GetDimension()}D; KiTS23 label maps are 3D volumes')
-    require_labels(sitk.GetArrayViewFromImage(image), case, path, KITS23_EDITION, fix='relabel it')
-    return image
-
-
-KITS19 = Challenge((Region('kidney', (1, 2)), Region('tumor', (2,))), {'dice': 'composite_dice'},
-                   read_label_map)
+KITS19_CHALLENGE = Challenge((Region('kidney', (1, 2)), Region('tumor', (2,))), {'dice': 'composite_dice'}, KITS19)
 #: regions and tolerances of kits23/configuration/labels.py (see the module doc)
-KITS23 = Challenge((Region('kidney_and_mass', (1, 2, 3), 1.0330772532390826),
-                    Region('mass', (2, 3), 1.1328796488598762),
-                    Region('tumor', (2,), 1.1498198361434828)),
-                   {'dice': 'mean_dice', 'surface_dice': 'mean_surface_dice'}, read_kits23_label_map)
-METRICS = KITS19.metrics
+KITS23_CHALLENGE = Challenge((Region('kidney_and_mass', (1, 2, 3), 1.0330772532390826),
+                              Region('mass', (2, 3), 1.1328796488598762),
+                              Region('tumor', (2,), 1.1498198361434828)),
+                             {'dice': 'mean_dice', 'surface_dice': 'mean_surface_dice'}, KITS23)
+METRICS = KITS19_CHALLENGE.metrics
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -157,7 +145,7 @@ def region_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], t
 
 
 def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 2.0,
-                 challenge: Challenge = KITS19) -> Dict[str, float]:
+                 challenge: Challenge = KITS19_CHALLENGE) -> Dict[str, float]:
     """The metrics of one case in ``challenge.metrics`` order: label arrays of one shape, ``spacing`` in mm per
     axis, ``tolerance_mm`` the NSD tolerance."""
     if pred.shape != gt.shape:
@@ -176,7 +164,7 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tol
 
 
 def evaluate_folders(pred_dir: Path, gt_dir: Path, tolerance_mm: float = 2.0,
-                     log: Optional[Callable[[str], None]] = None, challenge: Challenge = KITS19) -> dict:
+                     log: Optional[Callable[[str], None]] = None, challenge: Challenge = KITS19_CHALLENGE) -> dict:
     """Evaluate every prediction in ``pred_dir`` against the same case in ``gt_dir``.
 
     Both folders may use the nnU-Net layout (``<case>.nii.gz``) or the KiTS layout
@@ -191,7 +179,7 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, tolerance_mm: float = 2.0,
                           f"check that PRED_DIR and GT_DIR hold the same cases")
     per_case = {}
     for i, (case, pred_path) in enumerate(predictions.items(), 1):
-        pred, gt = challenge.read_label_map(pred_path, case), challenge.read_label_map(references[case], case)
+        pred, gt = (read_label_map(path, case, challenge.edition) for path in (pred_path, references[case]))
         mismatch = geometry_mismatch(pred, gt)
         if mismatch:
             raise KiTS19Error(f'{case}: prediction {pred_path} and ground truth {references[case]} differ in '

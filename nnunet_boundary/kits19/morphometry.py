@@ -19,7 +19,6 @@ vertices), so a box of n voxels measures n voxel sizes.
 """
 import csv
 import itertools
-import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
@@ -31,8 +30,9 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.kits19.io import find_segmentations
-from nnunet_boundary.kits19.metrics import read_kits23_label_map, surface_voxels
+from nnunet_boundary.kits19.io import KITS23, find_segmentations, read_label_map
+from nnunet_boundary.kits19.metrics import surface_voxels
+from nnunet_boundary.parallel import map_jobs
 
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 CSV_COLUMNS = ('case', 'left_kidney_ml', 'right_kidney_ml', 'tumor_count', 'cyst_count', 'cyst_ml', 'tumor',
@@ -146,7 +146,11 @@ def measure_segmentation(seg: sitk.Image, case: str, min_tumor_ml: float = 0.1,
 
 def _measure_file(args) -> CaseMorphometry:
     case, path, min_tumor_ml, min_cyst_ml = args
-    return measure_segmentation(read_kits23_label_map(path, case), case, min_tumor_ml, min_cyst_ml)
+    return measure_segmentation(read_label_map(path, case, KITS23), case, min_tumor_ml, min_cyst_ml)
+
+
+def _describe_case(result: CaseMorphometry) -> str:
+    return f'{result.case}: {len(result.tumors)} tumor(s), {len(result.cysts_ml)} cyst(s)'
 
 
 def measure_folder(seg_dir: Path, min_tumor_ml: float = 0.1, num_processes: int = 1,
@@ -154,17 +158,7 @@ def measure_folder(seg_dir: Path, min_tumor_ml: float = 0.1, num_processes: int 
     """Morphometry of every segmentation in ``seg_dir`` (nnU-Net flat or KiTS layout), by case id."""
     files = find_segmentations(Path(seg_dir))
     jobs = [(case, path, min_tumor_ml, min_cyst_ml) for case, path in files.items()]
-    pool = multiprocessing.Pool(num_processes) if num_processes > 1 else None
-    results = []
-    try:
-        for i, result in enumerate(pool.imap(_measure_file, jobs) if pool else map(_measure_file, jobs), 1):
-            results.append(result)
-            if log:
-                log(f'[{i}/{len(jobs)}] {result.case}: {len(result.tumors)} tumor(s), {len(result.cysts_ml)} cyst(s)')
-    finally:
-        if pool:
-            pool.terminate()
-    return results
+    return map_jobs(_measure_file, jobs, num_processes, log=log, describe=_describe_case)
 
 
 def report_rows(results: Sequence[CaseMorphometry]) -> List[dict]:
