@@ -1,4 +1,4 @@
-"""CT-like phantoms around KiTS19-style label maps: intensities, determinism, layout, restart."""
+"""CT-like phantoms around KiTS19-style label maps: intensities, determinism, pinned output, layout, restart."""
 import json
 
 import nibabel as nib
@@ -44,6 +44,23 @@ def test_synthesis_is_deterministic_per_seed():
     b = synthesize_ct(labels, SPACING, np.random.default_rng(5))
     c = synthesize_ct(labels, SPACING, np.random.default_rng(6))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_phantoms_are_pinned():
+    """A phantom rendered today, pinned: the committed benchmarks (benchmarks/kits19_phantom_*, kits23_phantom_cpu)
+    were run on phantoms from synthesize_ct, so when this fails because the phantoms changed (a tissue level, a
+    random draw added, removed or reordered), those benchmarks must be rerun and these values updated with them.
+    The draw count (the generator's next number) does not depend on floating-point details; mean and std (to
+    1e-3 HU) catch a changed tissue or texture without failing on a library or CPU that rounds a few voxels
+    differently (a byte hash would)."""
+    labels = kidneys()
+    z, y, x = np.meshgrid(*(np.arange(n) / n for n in labels.shape), indexing='ij')
+    labels[((z - 0.5) / 0.25) ** 2 + ((y - 0.57) / 0.06) ** 2 + ((x - 0.3) / 0.05) ** 2 < 1] = 3  # cyst, right kidney
+    rng = np.random.default_rng(2024)
+    image = synthesize_ct(labels, SPACING, rng)
+    assert rng.random() == 0.3294404931012823
+    assert float(image.mean()) == pytest.approx(-341.1784, abs=1e-3)
+    assert float(image.std()) == pytest.approx(467.0243, abs=1e-3)
 
 
 @pytest.fixture
