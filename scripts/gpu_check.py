@@ -33,6 +33,7 @@ from nnunet_boundary.planning.reference_plans import nnunet_ct_plans
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME, apply_template, load_template, \
     validate_template
 from nnunet_boundary.regions import KITS19_DATASET_JSON
+from nnunet_boundary.training.initialization import initialized_trainer
 
 DATASET_JSON = dict(KITS19_DATASET_JSON, numTraining=1)
 GIB = 2 ** 30
@@ -48,15 +49,8 @@ def check_plans(template_name: str, patch: int, batch_size: int = None) -> dict:
 
 
 def make_trainer(trainer_class, plans: dict, configuration: str, device: torch.device):
-    """A trainer with network, loss and optimizer as ``nnUNetTrainer.initialize`` sets them, without data."""
-    trainer = trainer_class(dict(plans, continue_training=False), configuration, 0, DATASET_JSON, device)
-    trainer._set_batch_size_and_oversample()
-    trainer.network = trainer.build_network_architecture(
-        trainer.plans_manager, trainer.configuration_manager, 1, trainer.label_manager.num_segmentation_heads,
-        True).to(device)
-    trainer.optimizer, trainer.lr_scheduler = trainer.configure_optimizers()
-    trainer.loss = trainer._build_loss()
-    return trainer
+    """A trainer for KiTS19's dataset.json, initialized by nnU-Net (network, loss, optimizer) without data."""
+    return initialized_trainer(trainer_class, plans, configuration, DATASET_JSON, device)
 
 
 def synthetic_batch(trainer, device: torch.device) -> dict:

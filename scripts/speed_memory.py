@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from nnunet_boundary.benchmark.loader_speed import loader_throughput
 from nnunet_boundary.benchmark.report import speed_table, speed_targets
-from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
+from nnunet_boundary.benchmark.speed import measure_speed
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError

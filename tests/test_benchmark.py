@@ -12,7 +12,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_boundary.atomic_files import write_json_atomically
-from nnunet_boundary.benchmark import folds, predictions, report, speed
+from nnunet_boundary.benchmark import folds, predictions, report, speed, timing
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import apply_template, load_template
@@ -149,12 +149,12 @@ def test_speed_building_blocks_on_a_tiny_network():
         network(x).mean().backward()
         optimizer.step()
 
-    times = speed.time_calls(step, 3, 1, torch.device('cpu'))
+    times = timing.time_calls(step, 3, 1, torch.device('cpu'))
     assert len(times) == 3 and all(t > 0 for t in times)
-    assert speed.count_parameters(network) == sum(p.numel() for p in network.parameters())
+    assert timing.count_parameters(network) == sum(p.numel() for p in network.parameters())
     conv = torch.nn.Conv3d(1, 2, 3, padding=1, bias=False)
-    assert speed.forward_flops(conv, [1, 1, 8, 8, 8], torch.device('cpu')) == 2 * 8 ** 3 * 2 * 27
-    assert speed.peak_memory_bytes(torch.device('cpu'))['peak_rss_bytes'] > 0
+    assert timing.forward_flops(conv, [1, 1, 8, 8, 8], torch.device('cpu')) == 2 * 8 ** 3 * 2 * 27
+    assert timing.peak_memory_bytes(torch.device('cpu'))['peak_rss_bytes'] > 0
 
 
 def test_measure_speed_interleaves_fresh_processes_and_takes_medians(monkeypatch):

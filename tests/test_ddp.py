@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import apply_template, load_template
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.initialization import initialized_trainer
 from nnunet_boundary.training.variants import BoundaryTrainer_Paper
 from test_planning import nnunet_like_plans
 from test_trainers import DATASET_JSON
@@ -51,12 +52,8 @@ def tiny_plans(batch_size: int = BATCH) -> dict:
 
 
 def make_trainer(trainer_class, plans) -> BoundaryTrainer:
+    """The trainer as constructed, not initialized (under DDP nnU-Net's ``initialize`` needs CUDA: see _rank)."""
     return trainer_class(dict(plans, continue_training=False), '3d_fullres', 0, DATASET_JSON, torch.device('cpu'))
-
-
-def build_network(trainer: BoundaryTrainer) -> torch.nn.Module:
-    return trainer.build_network_architecture(trainer.plans_manager, trainer.configuration_manager, 1,
-                                              trainer.label_manager.num_segmentation_heads, True)
 
 
 def make_batch(trainer: BoundaryTrainer):
@@ -76,7 +73,8 @@ def make_batch(trainer: BoundaryTrainer):
 
 def _rank(rank: int, init_file: str, inputs_file: str, out_dir: str) -> None:
     """One DDP rank, set up as nnU-Net's ``run_ddp`` + ``nnUNetTrainer.initialize`` do, except for gloo and
-    CPU (so DDP gets no ``device_ids``) instead of NCCL and ``cuda:rank``."""
+    CPU (so DDP gets no ``device_ids``) instead of NCCL and ``cuda:rank``: under DDP the trainer puts itself on
+    ``cuda:rank``, so the rank calls ``initialize``'s hooks itself."""
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=WORLD_SIZE)
     try:
@@ -86,7 +84,8 @@ def _rank(rank: int, init_file: str, inputs_file: str, out_dir: str) -> None:
             trainer = make_trainer(trainer_class, inputs['plans'])
             assert trainer.is_ddp
             trainer._set_batch_size_and_oversample()
-            network = build_network(trainer)
+            network = trainer.build_network_architecture(trainer.plans_manager, trainer.configuration_manager, 1,
+                                                         trainer.label_manager.num_segmentation_heads, True)
             network.load_state_dict(inputs['state'])
             ddp_network = DistributedDataParallel(network)
             loss = trainer._build_loss()
@@ -111,9 +110,10 @@ def ddp_run():
         os.environ['nnUNet_results'] = tmp  # the trainers write their logs here; spawned ranks inherit it
         os.environ.pop('nnUNet_preprocessed', None)
         plans = tiny_plans()
-        reference = {name: make_trainer(cls, plans) for name, cls in TRAINERS.items()}
         torch.manual_seed(0)
-        state = build_network(reference['BoundaryTrainer']).state_dict()
+        reference = {name: initialized_trainer(cls, plans, '3d_fullres', DATASET_JSON, torch.device('cpu'))
+                     for name, cls in TRAINERS.items()}
+        state = reference['BoundaryTrainer'].network.state_dict()
         data, targets = make_batch(reference['BoundaryTrainer'])
         inputs_file = os.path.join(tmp, 'inputs.pt')
         torch.save({'plans': plans, 'state': state, 'data': data, 'targets': targets}, inputs_file)
@@ -121,10 +121,8 @@ def ddp_run():
         ranks = [torch.load(os.path.join(tmp, f'rank{r}.pt'), weights_only=False) for r in range(WORLD_SIZE)]
         single = {}
         for name, trainer in reference.items():
-            trainer._set_batch_size_and_oversample()
-            network = build_network(trainer)
+            network, loss = trainer.network, trainer.loss
             network.load_state_dict(state)
-            loss = trainer._build_loss()
             # nnU-Net gives the lowest deep-supervision output weight 1e-6 instead of 0 under DDP (else DDP
             # reports unused parameters); the reference uses the very weights the ranks used
             loss.region_loss.weight_factors = loss.boundary_loss.weight_factors = ranks[0][name]['weights']

@@ -1,3 +1,4 @@
+import copy
 import hashlib
 
 import pytest
@@ -76,18 +77,29 @@ def test_rejects_strided_stem_and_mismatched_lengths():
         tiny_network(3, features=[4, 8])
 
 
+def _meta_network(arch: dict) -> torch.nn.Module:
+    """The plans' network through nnU-Net, on the meta device (no memory)."""
+    with torch.device('meta'):
+        return get_network_from_plans(arch['network_class_name'], arch['arch_kwargs'], arch['_kw_requires_import'],
+                                      1, 2, allow_init=False, deep_supervision=True)
+
+
+def _parameters(network: torch.nn.Module) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
 def test_paper_template_builds_through_nnunet_and_fits_176():
     arch = load_template('kits19_176')['architecture']
-    net = get_network_from_plans(arch['network_class_name'], arch['arch_kwargs'], arch['_kw_requires_import'],
-                                 1, 2, deep_supervision=True)
-    assert net.encoder.stem.out_channels == 16
-    assert len(net.encoder.stages[-1].blocks) == 4
-    assert [s.blocks[0].conv1.conv.out_channels for s in net.encoder.stages] == [16, 32, 64, 128, 256]
-    # 176 = 16 * 11: four stride-2 levels leave 11^3 at the bottom; check on the meta device (no memory)
-    with torch.device('meta'):
-        meta = get_network_from_plans(arch['network_class_name'], arch['arch_kwargs'], arch['_kw_requires_import'],
-                                      1, 2, allow_init=False, deep_supervision=True)
-        out = meta(torch.empty(1, 1, 176, 176, 176))
+    net = _meta_network(arch)
+    assert net.encoder.output_channels == [16, 32, 64, 128, 256]
+    # four residual blocks at the bottom: three more than one, each two 3^3 convolutions (with bias) and two
+    # affine norms at width 256
+    one_block = copy.deepcopy(arch)
+    one_block['arch_kwargs']['n_blocks_per_stage'][-1] = 1
+    block = 2 * (256 * 256 * 27 + 256) + 2 * 2 * 256
+    assert _parameters(net) - _parameters(_meta_network(one_block)) == 3 * block
+    # 176 = 16 * 11: four stride-2 levels leave 11^3 at the bottom
+    out = net(torch.empty(1, 1, 176, 176, 176, device='meta'))
     assert [tuple(o.shape[2:]) for o in out] == [(176,) * 3, (88,) * 3, (44,) * 3, (22,) * 3]
 
 
@@ -114,7 +126,8 @@ def test_batch_one_narrow_small_window_runs_onednn_not_slow_conv3d():
 
 
 @pytest.mark.parametrize('batch, channels, kernel, stride, patch', [
-    (1, 4, 3, 1, (10, 12, 14)), (2, 4, 3, 2, (9, 8, 8)), (1, 6, 1, 1, (5, 6, 7)), (1, 3, (1, 3, 3), (1, 2, 2), (4, 8, 8)),
+    (1, 4, 3, 1, (10, 12, 14)), (2, 4, 3, 2, (9, 8, 8)), (1, 6, 1, 1, (5, 6, 7)),
+    (1, 3, (1, 3, 3), (1, 2, 2), (4, 8, 8)),
 ])
 def test_onednn_convolution_equals_nn_conv3d_in_values_and_gradients(batch, channels, kernel, stride, patch):
     torch.manual_seed(0)
@@ -208,10 +221,7 @@ def _anisotropic_three_regions(**kwargs) -> BoundaryAwareUNet:
 def _recorded_network(name: str) -> torch.nn.Module:
     if name == 'anisotropic_three_regions':
         return _anisotropic_three_regions()
-    arch = load_template(name)['architecture']
-    with torch.device('meta'):
-        return get_network_from_plans(arch['network_class_name'], arch['arch_kwargs'], arch['_kw_requires_import'],
-                                      1, 2, allow_init=False, deep_supervision=True)
+    return _meta_network(load_template(name)['architecture'])
 
 
 def _keys_and_shapes(network: torch.nn.Module) -> list:

@@ -103,6 +103,14 @@ def test_trainer_methods_and_attributes_we_use_exist(monkeypatch, tmp_path):
     assert set(trainer.my_init_kwargs) == {'plans', 'configuration', 'fold', 'dataset_json', 'device'}
 
 
+def test_initialize_looks_up_infer_dataset_class_where_initialized_trainer_patches_it():
+    from nnunet_boundary.training import initialization
+    module_name, name = initialization.INFER_DATASET_CLASS.rsplit('.', 1)
+    module = __import__(module_name, fromlist=[name])
+    assert callable(getattr(module, name, None)) and name in inspect.getsource(nnUNetTrainer.initialize), \
+        f"nnUNetTrainer.initialize no longer calls {initialization.INFER_DATASET_CLASS} ({SEE}'infer_dataset_class')"
+
+
 def test_region_loss_exposes_scale_weights_and_bce_weight_and_skips_zero_weights(monkeypatch, tmp_path):
     monkeypatch.setenv('nnUNet_results', str(tmp_path))
     plans = dict(apply_template(nnunet_like_plans(), load_template('cpu_smoke')), continue_training=False)

@@ -1,18 +1,21 @@
-"""Trainer hooks without data: network from plans, loss composition, optimizer of each variant."""
+"""Trainers without data: network from plans, loss composition, optimizer of each variant."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
+from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
 from nnunet_boundary.planning.templates import apply_template, load_template
 from nnunet_boundary.regions import KITS19_DATASET_JSON
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.initialization import initialized_trainer
 from nnunet_boundary.training.variants import (BaselineTrainer_4mm, BaselineTrainer_smoke, BoundaryTrainer_4mm,
                                               BoundaryTrainer_Paper, BoundaryTrainer_Paper_4mm,
                                               BoundaryTrainer_smoke, iterations_per_pass)
 from test_planning import nnunet_like_plans
 
-DATASET_JSON = dict(KITS19_DATASET_JSON, numTraining=4)
+DATASET_JSON = dict(KITS19_DATASET_JSON, numTraining=10)
 
 
 @pytest.fixture
@@ -22,12 +25,8 @@ def plans(monkeypatch, tmp_path):
     return apply_template(nnunet_like_plans(), load_template('cpu_smoke'))
 
 
-def make(trainer_class, plans, configuration='3d_fullres'):
-    trainer = trainer_class(dict(plans, continue_training=False), configuration, 0, DATASET_JSON,
-                            device=torch.device('cpu'))
-    trainer.network = trainer.build_network_architecture(
-        trainer.plans_manager, trainer.configuration_manager, 1, trainer.label_manager.num_segmentation_heads, True)
-    return trainer
+def make(trainer_class, plans, configuration='3d_fullres', dataset_json=DATASET_JSON):
+    return initialized_trainer(trainer_class, plans, configuration, dataset_json, torch.device('cpu'))
 
 
 def fake_targets(trainer, batch=2):
@@ -43,22 +42,35 @@ def fake_targets(trainer, batch=2):
 @pytest.mark.parametrize('trainer_class', [BoundaryTrainer, BoundaryTrainer_smoke, BoundaryTrainer_Paper])
 def test_loss_composes_on_the_networks_training_output(trainer_class, plans):
     trainer = make(trainer_class, plans)
-    loss = trainer._build_loss()
-    assert isinstance(loss, BoundaryAwareLoss)
+    assert isinstance(trainer.loss, BoundaryAwareLoss)
     patch = trainer.configuration_manager.patch_size
-    value = loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer))
+    value = trainer.loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer))
     value.backward()
     assert torch.isfinite(value)
     assert trainer.network.boundary_heads[0].weight.grad.abs().sum() > 0
 
 
-def test_paper_variant_uses_adam_and_a_dice_only_region_loss(plans):
+def test_paper_variant_uses_adam_with_poly_decay(plans):
     trainer = make(BoundaryTrainer_Paper, plans)
-    optimizer, scheduler = trainer.configure_optimizers()
-    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]['lr'] == 5e-5
-    assert trainer.num_epochs == 300 and scheduler.exponent == 0.9
-    assert trainer._build_loss().region_loss.loss.weight_ce == 0
-    assert make(BoundaryTrainer, plans)._build_loss().region_loss.loss.weight_ce == 1
+    assert isinstance(trainer.optimizer, torch.optim.Adam) and trainer.optimizer.param_groups[0]['lr'] == 5e-5
+    assert trainer.num_epochs == 300 and trainer.lr_scheduler.exponent == 0.9
+
+
+def _loss_at_one_scale(trainer, logits: torch.Tensor, target: torch.Tensor) -> float:
+    """The trainer's loss with the same logits and target at every deep-supervision scale: nnU-Net's scale
+    weights sum to 1 (and the paper's full-resolution-only boundary weights too), so this is one scale's loss."""
+    n = len(trainer._get_deep_supervision_scales())
+    return trainer.loss(BoundaryAwareOutput([logits] * n, [logits] * n), [target] * n).item()
+
+
+def test_paper_region_loss_is_nnunets_without_its_cross_entropy(plans):
+    """The paper's Dice-only region loss: exactly nnU-Net's Dice + BCE minus the BCE of the region logits."""
+    paper, standard = make(BoundaryTrainer_Paper, plans), make(BoundaryTrainer, plans)
+    target = fake_targets(standard)[0]
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    bce = F.binary_cross_entropy_with_logits(logits, target).item()
+    assert _loss_at_one_scale(standard, logits, target) - _loss_at_one_scale(paper, logits, target) == \
+        pytest.approx(bce, rel=1e-5)
 
 
 def test_boundary_and_baseline_smoke_budgets_are_identical(plans):
@@ -95,8 +107,7 @@ def _boundary_loss_with_coarse_outputs_shifted(trainer, shift: float) -> float:
     patch = trainer.configuration_manager.patch_size
     output = trainer.network(torch.randn(2, 1, *patch))
     output.boundary[1:] = [b + shift for b in output.boundary[1:]]
-    loss = trainer._build_loss()
-    return loss(output, fake_targets(trainer)).item()
+    return trainer.loss(output, fake_targets(trainer)).item()
 
 
 def test_boundary_supervision_at_full_resolution_only_ignores_the_coarse_boundary_outputs(plans):
@@ -112,18 +123,16 @@ def test_boundary_supervision_at_full_resolution_only_ignores_the_coarse_boundar
 
 def test_paper_epochs_are_passes_and_a_budget_keeps_its_total_steps(plans):
     assert iterations_per_pass(51, 2) == 26 and iterations_per_pass(1, 8) == 1
-    paper = make(BoundaryTrainer_Paper_4mm, plans)
-    paper.epochs_as_passes(51)  # what initialize() does with the split's training cases
+    cases_64 = dict(DATASET_JSON, numTraining=64)  # fold 0 of nnU-Net's 5-fold split trains on 51 of them
+    paper = make(BoundaryTrainer_Paper_4mm, plans, dataset_json=cases_64)
     assert paper.num_iterations_per_epoch == iterations_per_pass(51, paper.configuration_manager.batch_size)
-    _, scheduler = paper.configure_optimizers()
     baseline = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
                                    device=torch.device('cpu'))
     baseline_steps = baseline.num_epochs * baseline.num_iterations_per_epoch
     assert baseline_steps == 1500
     assert abs(paper.num_epochs * paper.num_iterations_per_epoch - baseline_steps) <= paper.num_iterations_per_epoch
-    assert scheduler.max_steps == paper.num_epochs  # the poly schedule ends with the budget
-    full = make(BoundaryTrainer_Paper, plans)
-    full.epochs_as_passes(51)
+    assert paper.lr_scheduler.max_steps == paper.num_epochs  # the poly schedule ends with the budget
+    full = make(BoundaryTrainer_Paper, plans, dataset_json=cases_64)
     assert full.num_epochs == 300  # the paper's 300 passes
 
 
@@ -153,6 +162,6 @@ def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
 def test_equal_width_control_row_builds_the_boundary_network_at_the_baselines_widths(plans):
     from nnunet_boundary.training.variants import BoundaryTrainer_4mm_equalWidths
     trainer = make(BoundaryTrainer_4mm_equalWidths, plans)
-    widths = [stage.output_channels for stage in trainer.network.encoder.stages]
+    widths = trainer.network.encoder.output_channels
     assert widths == [32, 64, 128, 256][:len(widths)]
     assert trainer.configuration_manager.network_arch_init_kwargs['features_per_stage'][0] != 32  # plans untouched

@@ -14,9 +14,10 @@ import torch
 from nnunet_boundary.benchmark.folds import train_folds
 from nnunet_boundary.benchmark import predictions
 from nnunet_boundary.atomic_files import write_json_atomically
+from nnunet_boundary.benchmark.loader_speed import loader_throughput
 from nnunet_boundary.benchmark.predictions import MODES, predict_and_evaluate, test_cases
 from nnunet_boundary.benchmark.report import accuracy_row, accuracy_targets, speed_targets, write_results
-from nnunet_boundary.benchmark.speed import loader_throughput, measure_speed
+from nnunet_boundary.benchmark.speed import measure_speed
 from nnunet_boundary.benchmark.trainers import configuration_for, find_trainer_class, model_folder
 from nnunet_boundary.environment import dataset_name as dataset_name_for, require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
