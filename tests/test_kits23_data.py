@@ -102,12 +102,15 @@ def test_kits19_converter_refuses_cysts_and_points_to_kits23(kits23, tmp_path, m
     assert not (tmp_path / 'raw' / 'Dataset064_KiTS19' / 'labelsTr' / 'case_00400.nii.gz').exists()
 
 
-def test_cases_without_imaging_are_skipped_and_a_kits19_folder_is_not_taken_for_kits23(kits23, tmp_path):
+def test_cases_without_imaging_are_skipped_and_a_kits19_folder_is_not_taken_for_kits23(kits23, tmp_path,
+                                                                                      monkeypatch, capsys):
     dataset, _ = kits23
     (dataset / 'case_00400' / 'imaging.nii.gz').unlink()
-    out, logs = convert(dataset, tmp_path)
-    assert any('skipping 1 incomplete case(s): case_00400 (no imaging.nii.gz)' in line for line in logs)
-    assert json.loads((out / 'dataset.json').read_text())['numTraining'] == 2
+    monkeypatch.setenv('nnUNet_raw', str(tmp_path / 'raw'))
+    convert_kits23_main([str(dataset), '-d', '65'])  # the command, as a KiTS23 user runs it
+    assert 'skipping 1 incomplete case(s): case_00400 (no imaging.nii.gz)' in capsys.readouterr().out
+    labels = tmp_path / 'raw' / 'Dataset065_KiTS23' / 'labelsTr'
+    assert sorted(p.name for p in labels.iterdir()) == ['case_00401.nii.gz', 'case_00402.nii.gz']
     kits19 = tmp_path / 'kits19'
     make_case(kits19 / 'data', 'case_00000')
     with pytest.raises(KiTS19Error, match=r'no case_XXXXX folders in .*kits19; pass the KiTS23 dataset folder'):
