@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import SimpleITK as sitk
+
 
 def partial_path(path: Path) -> Path:
     """The temporary name a file is written under before it is moved into place.
@@ -33,3 +35,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
 def write_json_atomically(obj, path: Path, indent: int = 2) -> None:
     with atomic_output(Path(path)) as tmp:
         tmp.write_text(json.dumps(obj, indent=indent) + '\n')
+
+
+def write_image_atomically(image: sitk.Image, path: Path) -> None:
+    """A compressed SimpleITK write (NIfTI, or what ``path``'s extension names) under :func:`partial_path`."""
+    with atomic_output(Path(path)) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
-from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.atomic_files import write_image_atomically
 from nnunet_boundary.regions import KITS19_DATASET_JSON, KITS23_DATASET_JSON
 
 
@@ -82,8 +82,7 @@ def _add_cyst(labels: np.ndarray, grid, kidney_depth: np.ndarray, tumor_centre, 
 def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
-    with atomic_output(path) as tmp:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
+    write_image_atomically(img, path)
 
 
 def write_synthetic_dataset(out_dir: Path, num_train: int = 20, num_test: int = 4,

@@ -23,10 +23,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_boundary.environment import require_nnunet_paths
-from nnunet_boundary.atomic_files import atomic_output
+from nnunet_boundary.atomic_files import atomic_output, write_image_atomically
 from nnunet_boundary.kits19.io import (EDITIONS, KITS19, KiTS19Error, KiTSEdition, NIFTI_ENDING, geometry_mismatch,
-                                       kits_case_dirs, read_image, require_labels, select_cases, write_nifti,
-                                       write_sitk)
+                                       kits_case_dirs, read_image, require_labels, select_cases, write_nifti)
 
 
 def dataset_json(num_training: int, edition: KiTSEdition = KITS19) -> dict:
@@ -77,8 +76,8 @@ def convert_case(case: str, case_dir: Path, image_out: Path, label_out: Path, ed
                           f'affine, re-download the case')
     labels = checked_labels(seg, case, seg_path, edition)
     labels.CopyInformation(image)
-    write_sitk(image, image_out)
-    write_sitk(labels, label_out)
+    write_image_atomically(image, image_out)
+    write_image_atomically(labels, label_out)
 
 
 def convert_kits(kits_dir: Path, dataset_id: int, cases: Sequence[str] = None, strict: bool = False,

@@ -190,12 +190,6 @@ def geometry_mismatch(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> 
     return ''
 
 
-def write_sitk(image: sitk.Image, path: Path) -> None:
-    """Compressed NIfTI write via a temporary file and ``os.replace``."""
-    with atomic_output(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-
-
 def kits_affine(spacing_zyx: Sequence[float]) -> np.ndarray:
     """The KiTS19 sform affine for an array (slices, rows, columns) with the given spacing in mm."""
     sz, sy, sx = (float(s) for s in spacing_zyx)

@@ -33,6 +33,7 @@ Options are class attributes, so that a variant is a subclass that sets them (nn
   scale (our addition) or, False, at full resolution only, as the paper describes.
 """
 import os
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -40,6 +41,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
+from nnunet_boundary.atomic_files import partial_path
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.losses.boundary_loss import BoundaryLoss
@@ -95,8 +97,8 @@ class BoundaryTrainer(TumorWeightedSampling, nnUNetTrainer):
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net writes checkpoints in place; a kill during ``torch.save`` would leave a truncated
-        ``checkpoint_latest.pth`` on which ``--c`` fails. Write to ``<filename>.partial`` and rename."""
-        partial = f'{filename}.partial'
+        ``checkpoint_latest.pth`` on which ``--c`` fails. Write to :func:`partial_path` and rename."""
+        partial = str(partial_path(Path(filename)))
         super().save_checkpoint(partial)
         if self.local_rank == 0 and not self.disable_checkpointing:  # the only case in which nnU-Net writes
             os.replace(partial, filename)
