@@ -21,7 +21,7 @@ from nnunet_boundary.atomic_files import write_image_atomically
 from nnunet_boundary.regions import KITS19_DATASET_JSON, KITS23_DATASET_JSON
 
 
-def ellipsoid_radius(grid: Sequence[np.ndarray], centre: Sequence[float], radii: Sequence[float]) -> np.ndarray:
+def ellipsoid(grid: Sequence[np.ndarray], centre: Sequence[float], radii: Sequence[float]) -> np.ndarray:
     """Normalised squared distance from ``centre`` (< 1 inside the ellipsoid of semi-axes ``radii``),
     broadcast over the coordinate arrays of ``grid`` (synthetic cases and the phantoms' organs)."""
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii))
@@ -35,25 +35,26 @@ def synthetic_case(shape: Tuple[int, int, int] = (40, 64, 64), seed: int = 0,
     z, y, x = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing='ij')
     nz, ny, nx = shape
     image = np.full(shape, -1000, np.float32)
-    body = ellipsoid_radius((y, x), (ny * 0.5, nx * 0.5), (ny * 0.42, nx * 0.47)) < 1
+    body = ellipsoid((y, x), (ny * 0.5, nx * 0.5), (ny * 0.42, nx * 0.47)) < 1
     image[body] = -100 + rng.normal(0, 5)                      # subcutaneous fat
-    image[ellipsoid_radius((y, x), (ny * 0.5, nx * 0.5), (ny * 0.36, nx * 0.41)) < 1] = 45  # muscle / soft tissue
-    spine = ellipsoid_radius((y, x), (ny * 0.7, nx * 0.5), (ny * 0.08, nx * 0.07)) < 1
+    image[ellipsoid((y, x), (ny * 0.5, nx * 0.5), (ny * 0.36, nx * 0.41)) < 1] = 45  # muscle / soft tissue
+    spine = ellipsoid((y, x), (ny * 0.7, nx * 0.5), (ny * 0.08, nx * 0.07)) < 1
     image[spine] = 500
 
     labels = np.zeros(shape, np.uint8)
     kidney_depth = np.zeros(shape, np.float32)
     for side in (-1, 1):
-        centre = (nz * rng.uniform(0.42, 0.58), ny * rng.uniform(0.55, 0.65), nx * (0.5 + side * rng.uniform(0.2, 0.25)))
+        centre = (nz * rng.uniform(0.42, 0.58), ny * rng.uniform(0.55, 0.65),
+                  nx * (0.5 + side * rng.uniform(0.2, 0.25)))
         radii = (nz * rng.uniform(0.22, 0.3), ny * rng.uniform(0.1, 0.13), nx * rng.uniform(0.07, 0.09))
-        d = ellipsoid_radius((z, y, x), centre, radii)
+        d = ellipsoid((z, y, x), centre, radii)
         labels[d < 1] = 1
         kidney_depth = np.maximum(kidney_depth, np.clip(1 - d, 0, 1))
     # tumor: a sphere centred near the surface of one kidney, so it bulges out of it
     kidney_voxels = np.argwhere((labels == 1) & (kidney_depth < 0.25))
     tumor_centre = kidney_voxels[rng.integers(len(kidney_voxels))]
     tumor_radius = rng.uniform(0.06, 0.11) * min(ny, nx)
-    tumor = ellipsoid_radius((z, y, x), tumor_centre, (tumor_radius * 0.8, tumor_radius, tumor_radius)) < 1
+    tumor = ellipsoid((z, y, x), tumor_centre, (tumor_radius * 0.8, tumor_radius, tumor_radius)) < 1
     labels[tumor & body] = 2
     if cyst:
         _add_cyst(labels, (z, y, x), kidney_depth, tumor_centre, min(ny, nx), rng)
@@ -76,7 +77,7 @@ def _add_cyst(labels: np.ndarray, grid, kidney_depth: np.ndarray, tumor_centre, 
     candidates = np.argwhere((labels == 1) & (kidney_depth < 0.3) & other_side)
     centre = candidates[rng.integers(len(candidates))]
     radius = rng.uniform(0.05, 0.08) * size
-    labels[(ellipsoid_radius(grid, centre, (radius, radius, radius)) < 1) & (labels != 2)] = 3
+    labels[(ellipsoid(grid, centre, (radius, radius, radius)) < 1) & (labels != 2)] = 3
 
 
 def _write(array: np.ndarray, spacing_zyx, path: Path) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter, zoom
 
 from nnunet_boundary.atomic_files import atomic_output
-from nnunet_boundary.data.synthetic import ellipsoid_radius
+from nnunet_boundary.data.synthetic import ellipsoid
 from nnunet_boundary.kits19.io import (EDITIONS, KITS23, KiTS19Error, kits_case_dirs, kits_spacing, require_labels,
                                        select_cases, write_kits_nifti)
 from nnunet_boundary.parallel import map_jobs
@@ -191,7 +191,7 @@ def _body_outline(frame: _Frame, rng: np.random.Generator) -> _Body:
     body_centre = (frame.kidney_y + rng.uniform(55, 75) - half_depth, frame.midline)
     if len(frame.rows):
         margin = fat + wall + 15
-        reach = ellipsoid_radius(frame.footprint_mm, body_centre, (half_depth - margin, half_width - margin)).max()
+        reach = ellipsoid(frame.footprint_mm, body_centre, (half_depth - margin, half_width - margin)).max()
         if reach > 1:
             half_depth = (half_depth - margin) * np.sqrt(reach) + margin
             half_width = (half_width - margin) * np.sqrt(reach) + margin
@@ -199,7 +199,7 @@ def _body_outline(frame: _Frame, rng: np.random.Generator) -> _Body:
 
     def inside(shrink_mm: float) -> np.ndarray:
         radii = (half_depth * breathing - shrink_mm, half_width * breathing - shrink_mm)
-        return ellipsoid_radius((frame.y_mm, frame.x_mm), body_centre, radii) < 1
+        return ellipsoid((frame.y_mm, frame.x_mm), body_centre, radii) < 1
 
     return _Body(inside(0), inside(fat), inside(fat + wall), body_centre[0])
 
@@ -224,12 +224,12 @@ def _render_liver_and_spleen(image: np.ndarray, frame: _Frame, cavity: np.ndarra
     """Draws the liver on the patient's right (+x is patient left) and the spleen on the left, ellipsoids at the
     head end of the kidneys within the abdominal cavity, each at its own level with ``organ_texture``."""
     coords = (frame.feet_mm, frame.y_mm, frame.x_mm)
-    liver = ellipsoid_radius(coords, (frame.head_end + rng.uniform(0, 25), frame.kidney_y - rng.uniform(25, 40),
-                              frame.midline - rng.uniform(65, 85)),
-                     (rng.uniform(80, 110), rng.uniform(65, 85), rng.uniform(70, 90))) < 1
-    spleen = ellipsoid_radius(coords, (frame.head_end - rng.uniform(0, 20), frame.kidney_y + rng.uniform(-5, 15),
-                               frame.midline + rng.uniform(85, 100)),
-                      (rng.uniform(45, 60), rng.uniform(40, 55), rng.uniform(22, 30))) < 1
+    liver = ellipsoid(coords, (frame.head_end + rng.uniform(0, 25), frame.kidney_y - rng.uniform(25, 40),
+                               frame.midline - rng.uniform(65, 85)),
+                      (rng.uniform(80, 110), rng.uniform(65, 85), rng.uniform(70, 90))) < 1
+    spleen = ellipsoid(coords, (frame.head_end - rng.uniform(0, 20), frame.kidney_y + rng.uniform(-5, 15),
+                                frame.midline + rng.uniform(85, 100)),
+                       (rng.uniform(45, 60), rng.uniform(40, 55), rng.uniform(22, 30))) < 1
     for organ, level in ((liver & cavity, rng.uniform(*TISSUE_HU.liver)),
                          (spleen & cavity, rng.uniform(*TISSUE_HU.spleen))):
         image[organ] = level + TISSUE_HU.organ_texture * organ_texture[organ]
@@ -249,7 +249,7 @@ def _place_spine(frame: _Frame, rng: np.random.Generator) -> _Spine:
     vertebra_radii = (rng.uniform(14, 18), rng.uniform(18, 23))
     vertebra_y = frame.kidney_y + rng.uniform(-10, 5)
     for _ in range(12):
-        if not len(frame.rows) or ellipsoid_radius(frame.footprint_mm, (vertebra_y, frame.midline), vertebra_radii).min() >= 1:
+        if not len(frame.rows) or ellipsoid(frame.footprint_mm, (vertebra_y, frame.midline), vertebra_radii).min() >= 1:
             break
         vertebra_y += 5
     return _Spine(vertebra_y, vertebra_radii, vertebra_y + vertebra_radii[0] + 10)
@@ -263,10 +263,10 @@ def _render_back_muscles(image: np.ndarray, frame: _Frame, body: _Body, spine: _
     widening = 1 + np.clip(frame.feet_mm - frame.head_end, 0, 200) / 150
     psoas_radii = (rng.uniform(12, 18), rng.uniform(12, 18) * widening)
     for side in (-1, 1):
-        psoas = ellipsoid_radius((frame.y_mm, frame.x_mm),
-                         (spine.vertebra_y + 3, frame.midline + side * (spine.vertebra_radii[1] + psoas_radii[1])),
-                         psoas_radii) < 1
-        back = ellipsoid_radius((frame.y_mm, frame.x_mm), (spine.canal_y + 25, frame.midline + side * 32), (20, 26)) < 1
+        psoas = ellipsoid((frame.y_mm, frame.x_mm),
+                          (spine.vertebra_y + 3, frame.midline + side * (spine.vertebra_radii[1] + psoas_radii[1])),
+                          psoas_radii) < 1
+        back = ellipsoid((frame.y_mm, frame.x_mm), (spine.canal_y + 25, frame.midline + side * 32), (20, 26)) < 1
         image[(psoas | back) & body.skin] = muscle_level
 
 
@@ -274,24 +274,24 @@ def _render_vertebral_column(image: np.ndarray, frame: _Frame, spine: _Spine, rn
     """Draws the vertebral bodies (cancellous bone in a cortical shell) between discs at a drawn level height and
     phase, the posterior elements and the spinal canal."""
     yx, shape = (frame.y_mm, frame.x_mm), frame.shape
-    vertebra = ellipsoid_radius(yx, (spine.vertebra_y, frame.midline), spine.vertebra_radii)
+    vertebra = ellipsoid(yx, (spine.vertebra_y, frame.midline), spine.vertebra_radii)
     level_mm = rng.uniform(28, 34)
     disc = ((frame.feet_mm + rng.uniform(0, level_mm)) % level_mm) < rng.uniform(7, 10)
     bone = np.where(vertebra > 0.75, TISSUE_HU.cortical_bone, np.float32(rng.uniform(*TISSUE_HU.cancellous_bone)))
     in_vertebra = np.broadcast_to(vertebra < 1, shape)
     image[in_vertebra] = np.where(disc, TISSUE_HU.disc, bone)[in_vertebra]
-    arch = ((ellipsoid_radius(yx, (spine.canal_y, frame.midline), (13, 13)) < 1)
-            | (ellipsoid_radius(yx, (spine.canal_y + 22, frame.midline), (16, 4)) < 1))
+    arch = ((ellipsoid(yx, (spine.canal_y, frame.midline), (13, 13)) < 1)
+            | (ellipsoid(yx, (spine.canal_y + 22, frame.midline), (16, 4)) < 1))
     image[np.broadcast_to(arch, shape)] = TISSUE_HU.posterior_elements
-    image[np.broadcast_to(ellipsoid_radius(yx, (spine.canal_y, frame.midline), (8, 9)) < 1, shape)] = TISSUE_HU.spinal_canal
+    image[np.broadcast_to(ellipsoid(yx, (spine.canal_y, frame.midline), (8, 9)) < 1, shape)] = TISSUE_HU.spinal_canal
 
 
 def _render_great_vessels(image: np.ndarray, frame: _Frame, spine: _Spine, rng: np.random.Generator) -> None:
     """Draws the aorta, left of the midline in front of the vertebral bodies, and the IVC to its right, each at a
     drawn level (arterial phase: the aorta enhances most)."""
     yx, front = (frame.y_mm, frame.x_mm), spine.vertebra_y - spine.vertebra_radii[0]
-    aorta = ellipsoid_radius(yx, (front - 13, frame.midline + 12), (11, 11)) < 1
-    ivc = ellipsoid_radius(yx, (front - 12, frame.midline - 28), (10, 14)) < 1
+    aorta = ellipsoid(yx, (front - 13, frame.midline + 12), (11, 11)) < 1
+    ivc = ellipsoid(yx, (front - 12, frame.midline - 28), (10, 14)) < 1
     image[np.broadcast_to(aorta, frame.shape)] = rng.uniform(*TISSUE_HU.aorta)
     image[np.broadcast_to(ivc & ~aorta, frame.shape)] = rng.uniform(*TISSUE_HU.ivc)
 
