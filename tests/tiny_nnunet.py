@@ -19,8 +19,8 @@ SPACING = (2.5, 2.5, 2.5)
 def nnunet_env(root: Path, *trainer_dirs: Path) -> Dict[str, str]:
     """nnU-Net's folders under ``root``, single-process data loading, our trainers on the lookup path, and a
     seeded training (``NNUNET_BOUNDARY_SEED``, default 0): the tests that train 150 iterations and then check
-    that the kidneys were learned must not depend on an unseeded initialisation (one in a few collapses to
-    background). Set ``NNUNET_BOUNDARY_SEED`` to run them with another seed."""
+    that the kidneys were learned must not depend on an unseeded initialisation (one collapsed to
+    background in CI). Set ``NNUNET_BOUNDARY_SEED`` to run them with another seed."""
     return dict(os.environ, nnUNet_raw=str(root / 'raw'), nnUNet_preprocessed=str(root / 'pre'),
                 nnUNet_results=str(root / 'res'), nnUNet_def_n_proc='1', nnUNet_n_proc_DA='0', nnUNet_compile='false',
                 nnUNet_extTrainer=os.pathsep.join(map(str, (TRAINER_DIR, *trainer_dirs))),
