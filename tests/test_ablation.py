@@ -67,3 +67,12 @@ def test_forest_plot_is_written(tmp_path):
             'Variant': ablation.summarize_row(_row([per_case(0.05, spread=0.02)]), baseline)}
     ablation.write_forest_plot({'rows': rows, 'baseline': 'Baseline'}, tmp_path)
     assert (tmp_path / 'differences.png').stat().st_size > 1000
+
+
+def test_the_report_states_the_budget_the_runs_trained_and_flags_unequal_ones():
+    equal = {'rows': {'Baseline': {'steps': [1500, 1500]}, 'Boundary': {'steps': [1500]}}}
+    assert ablation.budget_sentence(equal) == 'the same 1,500-step budget'
+    unequal = {'rows': {'Baseline': {'steps': [3000]}, 'Boundary': {'steps': [1500]}}}
+    assert ablation.budget_sentence(unequal) == 'step budgets Baseline 3,000, Boundary 1,500'
+    unknown = {'rows': {'Baseline': {'steps': [3000]}, 'Boundary': {'steps': [None]}}}
+    assert ablation.budget_sentence(unknown) == 'step budgets Baseline 3,000, Boundary ?'

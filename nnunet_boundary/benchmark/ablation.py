@@ -85,6 +85,16 @@ def validation_dice(trainer: str, configuration: str, results: dict, env: Dict[s
     return json.loads(summary.read_text())['foreground_mean']['Dice'] if summary.is_file() else None
 
 
+def training_steps(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[int]:
+    """The run's step budget, epochs x iterations per epoch, from nnU-Net's ``fold_0/debug.json``."""
+    debug = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / \
+        'fold_0' / 'debug.json'
+    if not debug.is_file():
+        return None
+    attributes = json.loads(debug.read_text())
+    return int(attributes['num_epochs']) * int(attributes['num_iterations_per_epoch'])
+
+
 def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print) -> Dict[str, dict]:
     """Per row: its runs' per-case test metrics without and with postprocessing, and validation Dice."""
     rows: Dict[str, dict] = {}
@@ -99,7 +109,8 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         row['runs'].append({'trainer': r['trainer'], 'per_case': r['per_case'],
                             'per_case_postprocessed': post['per_case'] if post else None,
                             'validation_dice': validation_dice(r['trainer'], r['configuration'], results, env),
-                            'commit': training_commit(r['trainer'], r['configuration'], results, env)})
+                            'commit': training_commit(r['trainer'], r['configuration'], results, env),
+                            'steps': training_steps(r['trainer'], r['configuration'], results, env)})
     return rows
 
 
@@ -112,6 +123,7 @@ def mean_metrics(runs: List[Dict[str, dict]]) -> Dict[str, float]:
 def summarize_row(row: dict, baseline: dict) -> dict:
     """Means over cases and runs, and paired differences against the baseline, per setting."""
     summary = {'runs': [r['trainer'] for r in row['runs']], 'commits': [r.get('commit') for r in row['runs']],
+               'steps': [r.get('steps') for r in row['runs']],
                'configuration': row['configuration'],
                'boundary_network': row['boundary_network'],
                'validation_dice': [r['validation_dice'] for r in row['runs']]}
@@ -161,13 +173,23 @@ def _difference_cell(c: dict) -> str:
     return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] {c['verdict']} ({c['cases_better']}/{c['cases']} better)"
 
 
+def budget_sentence(analysis: dict) -> str:
+    """'the same 1,500-step budget', or every row's budget where they differ (a row trained elsewhere)."""
+    budgets = {name: s.get('steps', [None]) for name, s in analysis['rows'].items()}
+    distinct = {b for steps in budgets.values() for b in steps}
+    if len(distinct) == 1 and None not in distinct:
+        return f'the same {distinct.pop():,}-step budget'
+    return 'step budgets ' + ', '.join(f"{name} {'/'.join(f'{b:,}' if b else '?' for b in steps)}"
+                                      for name, steps in budgets.items())
+
+
 def write_report(analysis: dict, out: Path) -> None:
     lines = [f"# The boundary claim on KiTS19 phantoms at 4 mm ({analysis['dataset']})", '']
     verdict = out / 'VERDICT.md'
     if verdict.is_file():
         lines += [verdict.read_text().strip(), '']
     lines += [f"Held-out test cases ({len(analysis['test_cases'])}): {', '.join(analysis['test_cases'])}. "
-              f"Every row: fold 0 only, the same 1,500-step budget, single model without TTA. Δ = row minus "
+              f"Every row: fold 0 only, {budget_sentence(analysis)}, single model without TTA. Δ = row minus "
               f"baseline ({analysis['baseline']}) per case, mean with 95 % percentile-bootstrap interval "
               f"(10,000 resamples of the cases); an interval containing zero is 'no measurable difference'. "
               f"HD95 in mm (lower is better). val. Dice: nnU-Net's fold-0 validation (13 cases), the only "
