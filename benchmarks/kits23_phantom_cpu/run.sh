@@ -8,25 +8,32 @@
 # evaluations are skipped, an interrupted training resumes (--c). The analysis (Dice and Surface Dice per
 # region at the official tolerances, NSD@2mm, HD95; paired bootstrap against the baseline) writes RESULTS.md
 # and results.json here.
-#   [KITS23_MASKS=../shared/kits23/dataset] bash benchmarks/kits23_phantom_cpu/run.sh [WORK_DIR]
-# (default WORK_DIR /tmp/k23)
+#   [PATCH=48] [KITS23_MASKS=../shared/kits23/dataset] bash benchmarks/kits23_phantom_cpu/run.sh [WORK_DIR]
+# (default WORK_DIR /tmp/k23). PATCH=48: the same phantoms and split as dataset 924, planned with template
+# kits19_4mm_48 (patch 48^3, the context that let the KiTS19 baseline learn kidneys, benchmarks/kits19_phantom_4mm);
+# results in 48_patch/ here.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/k23}"
-EDITION=kits23 prepare_phantom_dataset "$work" 923 12 kits19_4mm \
+case "${PATCH:-32}" in
+    32) id=923 template=kits19_4mm results="$here" predictions="$work/predictions" ;;
+    48) id=924 template=kits19_4mm_48 results="$here/48_patch" predictions="$work/predictions_48_patch" ;;
+    *) echo "run.sh: PATCH must be 32 or 48, not '$PATCH'" >&2; exit 2 ;;
+esac
+EDITION=kits23 prepare_phantom_dataset "$work" $id 12 $template \
     $(python -c "print(' '.join('case_%05d' % (400 + 2 * i) for i in range(64)))")
 export nnUNet_extTrainer="$(python -c 'from nnunet_boundary.environment import TRAINER_DIR; print(TRAINER_DIR)')"
-raw="$nnUNet_raw/Dataset923_KiTS23"
+raw="$nnUNet_raw/Dataset${id}_KiTS23"
 for row in BaselineTrainer_4mm:3d_fullres_baseline BoundaryTrainer_4mm:3d_fullres; do
     trainer=${row%%:*} configuration=${row##*:}
-    fold="$nnUNet_results/Dataset923_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
-    [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train 923 "$configuration" 0 -tr "$trainer" \
+    fold="$nnUNet_results/Dataset${id}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
+    [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $id "$configuration" 0 -tr "$trainer" \
         -p nnUNetBoundaryPlans -device cpu --c
-    out="$work/predictions/$trainer"
-    nnUNetv2_predict -i "$raw/imagesTs" -o "$out" -d 923 -c "$configuration" -tr "$trainer" -p nnUNetBoundaryPlans \
+    out="$predictions/$trainer"
+    nnUNetv2_predict -i "$raw/imagesTs" -o "$out" -d $id -c "$configuration" -tr "$trainer" -p nnUNetBoundaryPlans \
         -f 0 --disable_tta -device cpu -npp 1 -nps 1 --continue_prediction --disable_progress_bar
     [ -f "$out/metrics.json" ] || nb evaluate "$out" "$raw/labelsTs" --kits23 -o "$out/metrics.json"
 done
-python -m nnunet_boundary.benchmark.kits23_comparison --out "$here" \
-    --baseline "BaselineTrainer_4mm=$work/predictions/BaselineTrainer_4mm/metrics.json" \
-    --model "BoundaryTrainer_4mm=$work/predictions/BoundaryTrainer_4mm/metrics.json"
+python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
+    --baseline "BaselineTrainer_4mm=$predictions/BaselineTrainer_4mm/metrics.json" \
+    --model "BoundaryTrainer_4mm=$predictions/BoundaryTrainer_4mm/metrics.json"
