@@ -29,6 +29,7 @@ from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 HEADLINE_METRICS = ('composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95')
 TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tumor_hd95', 'kidney_hd95')
 RUN_SUFFIX = re.compile(r'_run\d+$')
+RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'
 
 
 def row_name(trainer: str) -> str:
@@ -203,7 +204,7 @@ def write_report(analysis: dict, out: Path) -> None:
               f"checked out when it started: " + '; '.join(
                   f"{run} {commit or '?'}" for s in analysis['rows'].values() for run, commit in
                   zip(s['runs'], s.get('commits', [None] * len(s['runs'])))),
-              '- reproduce: `bash benchmarks/kits19_phantom_4mm/run.sh` (restartable; see its header)', '']
+              f"- reproduce: `{analysis['command']}` (restartable; see its header)", '']
     (out / 'RESULTS.md').write_text('\n'.join(lines))
 
 
@@ -232,7 +233,7 @@ def write_forest_plot(analysis: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def analyse(benchmark: Path, baseline: str, out: Path, log=print) -> dict:
+def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAND, log=print) -> dict:
     from nnunet_boundary.benchmark.run import environment_summary
     results = json.loads((benchmark / 'results.json').read_text())
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), Path(os.environ['nnUNet_preprocessed']),
@@ -244,7 +245,7 @@ def analyse(benchmark: Path, baseline: str, out: Path, log=print) -> dict:
     final = choose_final(summaries)
     analysis = {'dataset': results['dataset'], 'test_cases': results['test_cases'], 'baseline': baseline,
                 'final_boundary_trainer': final, 'commit': environment_summary('cpu', '')['nnunet_boundary commit'],
-                'rows': summaries}
+                'command': command, 'rows': summaries}
     if final:
         analysis['headline'] = headline(summaries, baseline, final, 'raw')
         if 'postprocessed' in summaries[final] and 'postprocessed' in summaries[baseline]:
@@ -262,9 +263,11 @@ def main(argv=None) -> None:
     parser.add_argument('benchmark', type=Path, help='the benchmark folder (nnunet_boundary_benchmark --out)')
     parser.add_argument('--baseline', required=True, help='the baseline row (e.g. BaselineTrainer_4mm)')
     parser.add_argument('--out', type=Path, required=True, help='where results.json and RESULTS.md go')
+    parser.add_argument('--command', default=RUN_COMMAND,
+                        help=f"the command that reproduces the benchmark, for RESULTS.md (default: '{RUN_COMMAND}')")
     args = parser.parse_args(argv)
     os.environ['nnUNet_extTrainer'] = with_trainer_dir(os.environ.get('nnUNet_extTrainer', ''))
-    analyse(args.benchmark, args.baseline, args.out)
+    analyse(args.benchmark, args.baseline, args.out, args.command)
 
 
 if __name__ == '__main__':
