@@ -9,9 +9,10 @@
 # rewrites RESULTS.md, results.json and differences.png here.
 #   [ROWS="..."] [STEPS=3000] [PATCH=48] [KITS19_MASKS=../shared/kits19/data] \
 #       bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
-# (default WORK_DIR /tmp/b4). STEPS=3000: the 3,000-step set-up (Budget4mm3000; rows named ..._3000steps), results
-# in 3000_steps/ here. PATCH=48: the same phantoms and split as dataset 915 planned with template kits19_4mm_48
-# (patch 48^3; same rows and budgets), results in 48_patch/ (48_patch_3000_steps/ with STEPS=3000).
+# (default WORK_DIR /tmp/b4). STEPS=3000: the 3,000-step set-up (Budget4mm3000; every row's variant named
+# <row>_3000steps, the second baseline run BaselineTrainer_4mm_run2_3000steps), results in 3000_steps/ here.
+# PATCH=48: the same phantoms and split as dataset 915 planned with template kits19_4mm_48 (patch 48^3; same rows
+# and budgets), results in 48_patch/ (48_patch_3000_steps/ with STEPS=3000).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/b4}"
@@ -31,6 +32,7 @@ rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_
     BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
     BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2
     BoundaryTrainer_4mm_equalWidths"}
+[ -n "${ROWS:-}" ] || rows=$(for row in $rows; do echo "$row$suffix"; done)   # STEPS=3000: the rows' 3,000-step variants
 done_rows="$baseline"
 for row in $rows; do
     # results.json holds every row run so far; finished ones are only re-read. ROWS=$baseline: the baseline alone
@@ -38,5 +40,6 @@ for row in $rows; do
     nb benchmark -d $dataset --folds 0 --trainers $done_rows --out "$work_benchmark" --device cpu -np 2 --no-speed \
         --settings single
     python -m nnunet_boundary.benchmark.ablation "$work_benchmark" --baseline $baseline --out "$results" \
+        --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }${ROWS:+ROWS=\"$ROWS\" }bash benchmarks/kits19_phantom_4mm/run.sh" \
         || echo "run.sh: the analysis failed; training goes on with the next row" >&2
 done
