@@ -59,6 +59,7 @@ def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validati
 def test_second_runs_belong_to_their_row():
     assert ablation.row_name('BaselineTrainer_4mm_run2') == 'BaselineTrainer_4mm'
     assert ablation.row_name('BoundaryTrainer_4mm_fixed') == 'BoundaryTrainer_4mm_fixed'
+    assert ablation.row_name('BaselineTrainer_4mm_run2_3000steps') == 'BaselineTrainer_4mm_3000steps'
 
 
 def test_forest_plot_is_written(tmp_path):

@@ -165,3 +165,17 @@ def test_equal_width_control_row_builds_the_boundary_network_at_the_baselines_wi
     widths = trainer.network.encoder.output_channels
     assert widths == [32, 64, 128, 256][:len(widths)]
     assert trainer.configuration_manager.network_arch_init_kwargs['features_per_stage'][0] != 32  # plans untouched
+
+
+def test_every_benchmark_row_has_a_3000_step_variant_that_changes_only_the_budget(plans):
+    from nnunet_boundary.training import variants
+    long_rows = {name: cls for name, cls in vars(variants).items() if name.endswith('_3000steps')}
+    assert len(long_rows) == 12  # the baseline, its second run and the ten rows of benchmarks/kits19_phantom_4mm
+    cases_64 = dict(DATASET_JSON, numTraining=64)
+    for name, long_row in long_rows.items():
+        row = getattr(variants, name[:-len('_3000steps')])
+        assert issubclass(long_row, row) and not set(vars(long_row)) - {'__module__', '__qualname__', '__doc__'}
+        configuration = '3d_fullres' if issubclass(row, BoundaryTrainer) else '3d_fullres_baseline'
+        trainer = make(long_row, plans, configuration, cases_64)
+        steps = trainer.num_epochs * trainer.num_iterations_per_epoch
+        assert abs(steps - 3000) < trainer.num_iterations_per_epoch, name

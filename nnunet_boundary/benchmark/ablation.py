@@ -28,12 +28,12 @@ from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 
 HEADLINE_METRICS = ('composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95')
 TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tumor_hd95', 'kidney_hd95')
-RUN_SUFFIX = re.compile(r'_run\d+$')
+RUN_SUFFIX = re.compile(r'_run\d+(?=$|_)')
 RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'
 
 
 def row_name(trainer: str) -> str:
-    """``X_run2`` -> ``X``: the row a training run belongs to."""
+    """``X_run2`` -> ``X``, ``X_run2_3000steps`` -> ``X_3000steps``: the row a training run belongs to."""
     return RUN_SUFFIX.sub('', trainer)
 
 

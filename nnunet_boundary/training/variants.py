@@ -228,6 +228,42 @@ class BoundaryTrainer_4mm_fixed_3000steps(Budget4mm3000, BoundaryTrainer_4mm_fix
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetCrops_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetCrops):
+    pass
+
+
+class BaselineTumorSampler_4mm_3000steps(Budget4mm3000, BaselineTumorSampler_4mm):
+    pass
+
+
+class BoundaryTrainer_4mm_architectureOnly_3000steps(Budget4mm3000, BoundaryTrainer_4mm_architectureOnly):
+    pass
+
+
+class BoundaryTrainer_4mm_edgeFreeCrops_3000steps(Budget4mm3000, BoundaryTrainer_4mm_edgeFreeCrops):
+    pass
+
+
+class BoundaryTrainer_4mm_pooledEdges_3000steps(Budget4mm3000, BoundaryTrainer_4mm_pooledEdges):
+    pass
+
+
+class BoundaryTrainer_4mm_fullResBoundary_3000steps(Budget4mm3000, BoundaryTrainer_4mm_fullResBoundary):
+    pass
+
+
+class BoundaryTrainer_Paper_4mm_3000steps(Budget4mm3000, BoundaryTrainer_Paper_4mm):
+    pass
+
+
+class BaselineTrainer_4mm_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_equalWidths_3000steps(Budget4mm3000, BoundaryTrainer_4mm_equalWidths):
+    pass
+
+
 def with_arch_kwargs(configuration_manager: ConfigurationManager, **changes) -> ConfigurationManager:
     """A copy of the configuration whose network kwargs carry ``changes`` (the plans stay untouched)."""
     configuration = copy.deepcopy(configuration_manager.configuration)
