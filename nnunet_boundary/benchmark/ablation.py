@@ -37,12 +37,11 @@ def row_name(trainer: str) -> str:
     return RUN_SUFFIX.sub('', trainer)
 
 
-def postprocessed_metrics(trainer: str, configuration: str, predictions: Path, results: dict, env: Dict[str, str],
+def postprocessed_metrics(trainer: str, model: Path, predictions: Path, results: dict, env: Dict[str, str],
                           log=print) -> Optional[dict]:
     """The test metrics after nnU-Net's postprocessing, determined on the model's fold-0 validation
     (cached in ``predictions/../<name>_postprocessed/metrics.json``); None while fold 0 is unfinished."""
     from nnunet_boundary.kits19.metrics import evaluate_folders
-    model = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration)
     validation = model / 'fold_0' / 'validation'
     out = predictions.parent / f'{predictions.name}_postprocessed'
     if (out / 'metrics.json').is_file():
@@ -66,10 +65,9 @@ def postprocessed_metrics(trainer: str, configuration: str, predictions: Path, r
     return metrics
 
 
-def training_commit(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[str]:
+def training_commit(fold: Path) -> Optional[str]:
     """The commit of this package that was checked out when the run's training started (from the name of
-    nnU-Net's first training log, ``training_log_YYYY_MM_DD_HH_MM_SS.txt``, and ``git log``)."""
-    fold = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / 'fold_0'
+    nnU-Net's first training log in ``fold``, ``training_log_YYYY_MM_DD_HH_MM_SS.txt``, and ``git log``)."""
     logs = sorted(fold.glob('training_log_*.txt'))
     if not logs:
         return None
@@ -79,17 +77,15 @@ def training_commit(trainer: str, configuration: str, results: dict, env: Dict[s
     return git.stdout.strip() or None
 
 
-def validation_dice(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[float]:
+def validation_dice(fold: Path) -> Optional[float]:
     """nnU-Net's fold-0 validation: mean Dice over the regions (what variants are chosen on)."""
-    summary = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / \
-        'fold_0' / 'validation' / 'summary.json'
+    summary = fold / 'validation' / 'summary.json'
     return json.loads(summary.read_text())['foreground_mean']['Dice'] if summary.is_file() else None
 
 
-def training_steps(trainer: str, configuration: str, results: dict, env: Dict[str, str]) -> Optional[int]:
-    """The run's step budget, epochs x iterations per epoch, from nnU-Net's ``fold_0/debug.json``."""
-    debug = model_folder(Path(env['nnUNet_results']), results['dataset'], trainer, configuration) / \
-        'fold_0' / 'debug.json'
+def training_steps(fold: Path) -> Optional[int]:
+    """The run's step budget, epochs x iterations per epoch, from nnU-Net's ``debug.json`` in ``fold``."""
+    debug = fold / 'debug.json'
     if not debug.is_file():
         return None
     attributes = json.loads(debug.read_text())
@@ -103,15 +99,16 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         if r['mode'] != 'single':
             continue
         predictions = benchmark / 'predictions' / r['trainer'] / 'single_fold_0'
-        post = postprocessed_metrics(r['trainer'], r['configuration'], predictions, results, env, log)
+        model = model_folder(Path(env['nnUNet_results']), results['dataset'], r['trainer'], r['configuration'])
+        post = postprocessed_metrics(r['trainer'], model, predictions, results, env, log)
         row = rows.setdefault(row_name(r['trainer']), {'runs': [], 'configuration': r['configuration'],
                                                        'boundary_network': issubclass(
                                                            find_trainer_class(r['trainer']), BoundaryTrainer)})
         row['runs'].append({'trainer': r['trainer'], 'per_case': r['per_case'],
                             'per_case_postprocessed': post['per_case'] if post else None,
-                            'validation_dice': validation_dice(r['trainer'], r['configuration'], results, env),
-                            'commit': training_commit(r['trainer'], r['configuration'], results, env),
-                            'steps': training_steps(r['trainer'], r['configuration'], results, env)})
+                            'validation_dice': validation_dice(model / 'fold_0'),
+                            'commit': training_commit(model / 'fold_0'),
+                            'steps': training_steps(model / 'fold_0')})
     return rows
 
 
@@ -176,7 +173,7 @@ def _difference_cell(c: dict) -> str:
 
 def budget_sentence(analysis: dict) -> str:
     """'the same 1,500-step budget', or every row's budget where they differ (a row trained elsewhere)."""
-    budgets = {name: s.get('steps', [None]) for name, s in analysis['rows'].items()}
+    budgets = {name: s['steps'] for name, s in analysis['rows'].items()}
     distinct = {b for steps in budgets.values() for b in steps}
     if len(distinct) == 1 and None not in distinct:
         return f'the same {distinct.pop():,}-step budget'
