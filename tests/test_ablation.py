@@ -1,16 +1,19 @@
 """The ablation analysis on fake per-case metrics: paired bootstrap, verdicts, rows of runs, the choice of
-the final variant on validation only."""
+the final variant on validation only; far-tissue tumor on small label maps."""
+import numpy as np
 import pytest
 
 from nnunet_boundary.benchmark import ablation
 from nnunet_boundary.benchmark.statistics import compare, paired_bootstrap, verdict
+from kits_files import write_label_map
 
 CASES = [f'case_{i:05d}' for i in range(12)]
 
 
 def per_case(offset: float, spread: float = 0.0) -> dict:
     return {c: {'kidney_dice': 0.9, 'tumor_dice': 0.4 + offset + spread * (i % 3 - 1), 'composite_dice': 0.65 + offset,
-                'tumor_nsd': 0.3 + offset, 'tumor_hd95': 20.0 - 10 * offset, 'kidney_hd95': 5.0, 'kidney_nsd': 0.8}
+                'tumor_nsd': 0.3 + offset, 'tumor_hd95': 20.0 - 10 * offset, 'kidney_hd95': 5.0, 'kidney_nsd': 0.8,
+                'far_tumor_ml': 1.0 - offset}
             for i, c in enumerate(CASES)}
 
 
@@ -77,3 +80,29 @@ def test_the_report_states_the_budget_the_runs_trained_and_flags_unequal_ones():
     assert ablation.budget_sentence(unequal) == 'step budgets Baseline 3,000, Boundary 1,500'
     unknown = {'rows': {'Baseline': {'steps': [3000]}, 'Boundary': {'steps': [None]}}}
     assert ablation.budget_sentence(unknown) == 'step budgets Baseline 3,000, Boundary ?'
+
+
+def test_far_tumor_is_the_predicted_tumor_beyond_20_mm_of_the_reference_kidney(tmp_path):
+    reference = np.zeros((20, 30, 30), np.uint8)
+    reference[5:10, 5:10, 5:10] = 1
+    prediction = reference.copy()
+    prediction[6:8, 6:8, 6:8] = 2  # tumor inside the kidney
+    prediction[15:17, 25:28, 25:28] = 2  # 18 voxels of tumor more than 20 mm away
+    prediction[5:10, 11, 5:10] = 2  # next to the kidney (4 mm)
+    write_label_map(reference, tmp_path / 'labels' / 'case_00000.nii.gz', spacing=(4.0, 4.0, 4.0))
+    write_label_map(prediction, tmp_path / 'pred' / 'case_00000.nii.gz', spacing=(4.0, 4.0, 4.0))
+    far = ablation.far_tumor_ml(tmp_path / 'pred', tmp_path / 'labels')
+    assert far == {'case_00000': pytest.approx(18 * 0.064)}
+    metrics = {'case_00000': {'tumor_dice': 0.5}}
+    added = ablation.with_far_tumor(metrics, tmp_path / 'pred', tmp_path / 'labels')
+    assert added == {'case_00000': {'tumor_dice': 0.5, 'far_tumor_ml': pytest.approx(18 * 0.064)}}
+    assert ablation.with_far_tumor(None, tmp_path / 'pred', tmp_path / 'labels') is None
+
+
+def test_the_tables_report_far_tumor_per_row():
+    baseline = _row([per_case(0.0)], boundary=False)
+    rows = {'Baseline': ablation.summarize_row(baseline, baseline),
+            'Variant': ablation.summarize_row(_row([per_case(0.3)]), baseline)}
+    header, _, base_line, variant_line = ablation.markdown_table(rows, 'raw')
+    assert header.split(' | ')[9] == 'far_tumor_ml'
+    assert base_line.split(' | ')[9] == '1.0' and variant_line.split(' | ')[9] == '0.7'

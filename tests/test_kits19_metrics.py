@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from nnunet_boundary.cli.evaluate import main
 from nnunet_boundary.kits19.io import KiTS19Error
-from nnunet_boundary.kits19.metrics import METRICS, case_metrics, evaluate_folders
+from nnunet_boundary.kits19.metrics import METRICS, case_metrics, evaluate_folders, far_volume_ml
 from kits_files import write_label_map
 
 SHAPE, SPACING = (12, 40, 40), (3.0, 0.8, 0.8)
@@ -73,6 +73,16 @@ def test_empty_conventions():
     assert (m['tumor_dice'], m['tumor_nsd']) == (0.0, 0.0)
     assert m['tumor_hd95'] == pytest.approx(diagonal)
     assert m['composite_dice'] == pytest.approx(0.5)
+
+
+def test_far_volume_counts_only_voxels_beyond_the_distance():
+    gt = cube() > 0  # x from 10 to 25 at 0.8 mm
+    pred = np.zeros(SHAPE, bool)
+    pred[4, 15, [20, 27, 28, 39]] = True  # inside, 1.6 mm, 2.4 mm and 11.2 mm from the cube
+    voxel_ml = 3.0 * 0.8 * 0.8 / 1000
+    assert far_volume_ml(pred, gt, SPACING, distance_mm=2.0) == pytest.approx(2 * voxel_ml)
+    assert far_volume_ml(pred, gt, SPACING, distance_mm=12.0) == 0.0
+    assert far_volume_ml(pred, np.zeros(SHAPE, bool), SPACING, distance_mm=2.0) == pytest.approx(4 * voxel_ml)
 
 
 @pytest.fixture

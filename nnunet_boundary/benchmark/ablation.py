@@ -7,7 +7,9 @@ the test predictions) and the models in ``nnUNet_results``; writes ``results.jso
 Postprocessing is nnU-Net's standard pipeline: ``nnUNetv2_determine_postprocessing`` on the model's own
 fold-0 validation predictions, ``nnUNetv2_apply_postprocessing`` with the result on its test predictions.
 Rows named ``X_run2`` are a second, independent training run of row ``X``: metrics are averaged per case
-over a row's runs before pairing.
+over a row's runs before pairing. Besides the challenge's metrics every case gets ``far_tumor_ml``, the
+predicted tumor farther than 20 mm from the reference kidney (tumor called in far tissue, the signature the
+issue's diagnosis run tied to the tumor-weighted crop sampler).
 
     python -m nnunet_boundary.benchmark.ablation BENCHMARK_DIR --baseline BaselineTrainer_4mm --out DIR
 """
@@ -19,15 +21,20 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import SimpleITK as sitk
+
 from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.benchmark.statistics import compare
 from nnunet_boundary.benchmark.trainers import find_trainer_class, model_folder
 from nnunet_boundary.environment import with_trainer_dir
+from nnunet_boundary.kits19.io import find_segmentations
 from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 
 HEADLINE_METRICS = ('composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95')
-TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tumor_hd95', 'kidney_hd95')
+TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tumor_hd95', 'kidney_hd95',
+                 'far_tumor_ml')
+FAR_TUMOR_MM = 20.0
 RUN_SUFFIX = re.compile(r'_run\d+(?=$|_)')
 RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'
 
@@ -37,13 +44,38 @@ def row_name(trainer: str) -> str:
     return RUN_SUFFIX.sub('', trainer)
 
 
+def far_tumor_ml(predictions: Path, labels: Path) -> Dict[str, float]:
+    """Per case in ``predictions``: the predicted tumor (label 2), in mL, farther than ``FAR_TUMOR_MM`` from the
+    reference kidney (labels 1 and 2) of the same case in ``labels``."""
+    from nnunet_boundary.kits19.metrics import far_volume_ml
+    references = find_segmentations(labels)
+    volumes = {}
+    for case, path in find_segmentations(predictions).items():
+        pred, gt = (sitk.ReadImage(str(p)) for p in (path, references[case]))
+        volumes[case] = far_volume_ml(sitk.GetArrayFromImage(pred) == 2, sitk.GetArrayFromImage(gt) > 0,
+                                      gt.GetSpacing()[::-1], FAR_TUMOR_MM)
+    return volumes
+
+
+def with_far_tumor(per_case: Optional[Dict[str, dict]], predictions: Path, labels: Path) -> Optional[Dict[str, dict]]:
+    """``per_case`` with every case's ``far_tumor_ml`` added (None stays None)."""
+    if per_case is None:
+        return None
+    far = far_tumor_ml(predictions, labels)
+    return {case: {**metrics, 'far_tumor_ml': far[case]} for case, metrics in per_case.items()}
+
+
+def postprocessed_folder(predictions: Path) -> Path:
+    return predictions.parent / f'{predictions.name}_postprocessed'
+
+
 def postprocessed_metrics(trainer: str, model: Path, predictions: Path, results: dict, env: Dict[str, str],
                           log=print) -> Optional[dict]:
     """The test metrics after nnU-Net's postprocessing, determined on the model's fold-0 validation
     (cached in ``predictions/../<name>_postprocessed/metrics.json``); None while fold 0 is unfinished."""
     from nnunet_boundary.kits19.metrics import evaluate_folders
     validation = model / 'fold_0' / 'validation'
-    out = predictions.parent / f'{predictions.name}_postprocessed'
+    out = postprocessed_folder(predictions)
     if (out / 'metrics.json').is_file():
         return json.loads((out / 'metrics.json').read_text())
     if not (validation / 'summary.json').is_file():
@@ -95,6 +127,7 @@ def training_steps(fold: Path) -> Optional[int]:
 def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print) -> Dict[str, dict]:
     """Per row: its runs' per-case test metrics without and with postprocessing, and validation Dice."""
     rows: Dict[str, dict] = {}
+    labels = Path(env['nnUNet_raw']) / results['dataset'] / 'labelsTs'
     for r in results['rows']:
         if r['mode'] != 'single':
             continue
@@ -104,8 +137,9 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         row = rows.setdefault(row_name(r['trainer']), {'runs': [], 'configuration': r['configuration'],
                                                        'boundary_network': issubclass(
                                                            find_trainer_class(r['trainer']), BoundaryTrainer)})
-        row['runs'].append({'trainer': r['trainer'], 'per_case': r['per_case'],
-                            'per_case_postprocessed': post['per_case'] if post else None,
+        row['runs'].append({'trainer': r['trainer'], 'per_case': with_far_tumor(r['per_case'], predictions, labels),
+                            'per_case_postprocessed': with_far_tumor(post and post['per_case'],
+                                                                     postprocessed_folder(predictions), labels),
                             'validation_dice': validation_dice(model / 'fold_0'),
                             'commit': training_commit(model / 'fold_0'),
                             'steps': training_steps(model / 'fold_0')})
@@ -159,8 +193,8 @@ def markdown_table(summaries: Dict[str, dict], setting: str) -> List[str]:
         if setting not in s:
             continue
         val = ', '.join('—' if v is None else f'{v:.3f}' for v in s['validation_dice'])
-        means = ' | '.join(f"{s[setting]['mean'][m]:.3f}" if 'hd95' not in m else f"{s[setting]['mean'][m]:.1f}"
-                           for m in TABLE_METRICS)
+        means = ' | '.join(f"{s[setting]['mean'][m]:.1f}" if m.endswith(('hd95', 'ml')) else
+                           f"{s[setting]['mean'][m]:.3f}" for m in TABLE_METRICS)
         diffs = ' | '.join(_difference_cell(s[setting]['vs_baseline'][m]) for m in HEADLINE_METRICS)
         lines.append(f"| {name} | {len(s['runs'])} | {val} | {means} | {diffs} |")
     return lines
@@ -190,8 +224,9 @@ def write_report(analysis: dict, out: Path) -> None:
               f"Every row: fold 0 only, {budget_sentence(analysis)}, single model without TTA. Δ = row minus "
               f"baseline ({analysis['baseline']}) per case, mean with 95 % percentile-bootstrap interval "
               f"(10,000 resamples of the cases); an interval containing zero is 'no measurable difference'. "
-              f"HD95 in mm (lower is better). val. Dice: nnU-Net's fold-0 validation (13 cases), the only "
-              f"number variants are chosen on.", '']
+              f"HD95 in mm (lower is better). far_tumor_ml: predicted tumor farther than {FAR_TUMOR_MM:.0f} mm "
+              f"from the reference kidney, mL per case (false positives in far tissue). val. Dice: nnU-Net's "
+              f"fold-0 validation (13 cases), the only number variants are chosen on.", '']
     for setting, title in (('raw', 'Without postprocessing'), ('postprocessed', "With nnU-Net's postprocessing")):
         lines += [f'## {title}', ''] + markdown_table(analysis['rows'], setting) + ['']
     if analysis.get('headline'):
