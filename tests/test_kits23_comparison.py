@@ -35,7 +35,13 @@ def test_cli_writes_results_and_a_table(tmp_path):
     for i, values in enumerate(noisy.values()):
         values['mass_dice'] += 0.05 if i % 2 else -0.05
     model.write_text(json.dumps(metrics(noisy)))
-    main(['--baseline', f'B={base}', '--model', f'M={model}', '--out', str(tmp_path / 'out')])
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'VERDICT.md').write_text('**No measurable difference.**\n')
+    main(['--baseline', f'B={base}', '--model', f'M={model}', '--out', str(tmp_path / 'out'),
+          '--command', 'bash run.sh'])
     results = json.loads((tmp_path / 'out' / 'results.json').read_text())
     assert results['comparison']['mass_dice']['verdict'] == 'no measurable difference'
-    assert '| mass | Dice | 0.545 | 0.545 |' in (tmp_path / 'out' / 'RESULTS.md').read_text()
+    report = (tmp_path / 'out' / 'RESULTS.md').read_text().splitlines()
+    assert report[:3] == ['# KiTS23 phantoms: BoundaryTrainer vs baseline nnU-Net', '', '**No measurable difference.**']
+    assert any(line.startswith('| mass | Dice | 0.545 | 0.545 |') for line in report)
+    assert report[-1].endswith('reproduce: `bash run.sh`.')

@@ -3,10 +3,11 @@
 Input: each model's ``nnunet_boundary_evaluate --kits23`` metrics of the same held-out test cases. For every
 region (kidney_and_mass, mass, tumor) and every metric (Dice, Surface Dice at the official tolerance, NSD@2mm,
 HD95) the per-case difference model minus baseline, its mean and 95 % percentile-bootstrap interval
-(:mod:`~nnunet_boundary.benchmark.statistics`). Writes ``results.json`` and ``RESULTS.md``.
+(:mod:`~nnunet_boundary.benchmark.statistics`). Writes ``results.json`` and ``RESULTS.md``; a ``VERDICT.md``
+in the output folder (written by hand, after reading the numbers) opens ``RESULTS.md``.
 
-    python -m nnunet_boundary.benchmark.kits23_comparison --baseline BASE/metrics.json \
-        --model NAME=MODEL/metrics.json --out DIR [--note TEXT]
+    python -m nnunet_boundary.benchmark.kits23_comparison --baseline NAME=BASE/metrics.json \
+        --model NAME=MODEL/metrics.json --out DIR [--header TEXT] [--command TEXT]
 """
 import argparse
 import json
@@ -39,8 +40,9 @@ def compare(model: dict, baseline: dict) -> Dict[str, dict]:
     return out
 
 
-def markdown(name: str, baseline_name: str, comparison: Dict[str, dict], n_cases: int, header: str) -> str:
-    lines = [header, '', f'{n_cases} held-out test cases; {name} minus {baseline_name}, per case, mean and 95 % '
+def markdown(name: str, baseline_name: str, comparison: Dict[str, dict], n_cases: int, header: str,
+             verdict_text: str = '') -> str:
+    lines = [header, ''] + ([verdict_text.strip(), ''] if verdict_text.strip() else []) + [f'{n_cases} held-out test cases; {name} minus {baseline_name}, per case, mean and 95 % '
              f'bootstrap interval (10,000 resamples of the cases).', '',
              f'| region | metric | {baseline_name} | {name} | difference [95 % CI] | verdict |', '|---|---|---|---|---|---|']
     for metric, c in comparison.items():
@@ -60,6 +62,7 @@ def main(argv=None) -> None:
     parser.add_argument('--out', type=Path, required=True, help='folder for results.json and RESULTS.md')
     parser.add_argument('--header', default='# KiTS23 phantoms: BoundaryTrainer vs baseline nnU-Net',
                         help='first lines of RESULTS.md (Markdown)')
+    parser.add_argument('--command', help='the command that reproduces the numbers, for RESULTS.md')
     args = parser.parse_args(argv)
     (base_name, base_file), (name, model_file) = (a.split('=', 1) for a in (args.baseline, args.model))
     baseline, model = (json.loads(Path(f).read_text()) for f in (base_file, model_file))
@@ -71,7 +74,10 @@ def main(argv=None) -> None:
                            'comparison': comparison, 'analysis_commit': commit,
                            'per_case': {base_name: baseline['per_case'], name: model['per_case']}},
                           args.out / 'results.json')
-    text = markdown(name, base_name, comparison, len(baseline['per_case']), args.header)
+    verdict_file = args.out / 'VERDICT.md'
+    text = markdown(name, base_name, comparison, len(baseline['per_case']), args.header,
+                    verdict_file.read_text() if verdict_file.is_file() else '')
+    text += f"\nAnalysis by commit {commit}" + (f"; reproduce: `{args.command}`" if args.command else '') + '.\n'
     with atomic_output(args.out / 'RESULTS.md') as tmp:
         tmp.write_text(text)
     print(text)
