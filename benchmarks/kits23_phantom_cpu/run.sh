@@ -8,23 +8,31 @@
 # evaluations are skipped, an interrupted training resumes (--c). The analysis (Dice and Surface Dice per
 # region at the official tolerances, NSD@2mm, HD95; paired bootstrap against the baseline) writes RESULTS.md
 # and results.json here.
-#   [PATCH=48] [KITS23_MASKS=../shared/kits23/dataset] bash benchmarks/kits23_phantom_cpu/run.sh [WORK_DIR]
+#   [PATCH=48] [STEPS=3000] [KITS23_MASKS=../shared/kits23/dataset] bash benchmarks/kits23_phantom_cpu/run.sh [WORK_DIR]
 # (default WORK_DIR /tmp/k23). PATCH=48: the same phantoms and split as dataset 924, planned with template
 # kits19_4mm_48 (patch 48^3, the context that let the KiTS19 baseline learn kidneys, benchmarks/kits19_phantom_4mm);
-# results in 48_patch/ here.
+# results in 48_patch/ here. STEPS=3000: both trainers' 3,000-step variants (Budget4mm3000, *_3000steps), results
+# in 48_patch_3000_steps/ (3000_steps/ at 32^3).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/k23}"
 case "${PATCH:-32}" in
-    32) id=923 template=kits19_4mm results="$here" predictions="$work/predictions" ;;
-    48) id=924 template=kits19_4mm_48 results="$here/48_patch" predictions="$work/predictions_48_patch" ;;
+    32) id=923 template=kits19_4mm patch_tag="" ;;
+    48) id=924 template=kits19_4mm_48 patch_tag=48_patch ;;
     *) echo "run.sh: PATCH must be 32 or 48, not '$PATCH'" >&2; exit 2 ;;
 esac
+case "${STEPS:-}" in
+    ""|3000) ;;
+    *) echo "run.sh: STEPS must be 3000 or unset (1,500 steps), not '$STEPS'" >&2; exit 2 ;;
+esac
+suffix=${STEPS:+_${STEPS}steps}
+setup=$(echo $patch_tag ${STEPS:+${STEPS}_steps} | tr ' ' _)
+results="$here${setup:+/$setup}" predictions="$work/predictions${setup:+_$setup}"
 EDITION=kits23 prepare_phantom_dataset "$work" $id 12 $template \
     $(python -c "print(' '.join('case_%05d' % (400 + 2 * i) for i in range(64)))")
 export nnUNet_extTrainer="$(python -c 'from nnunet_boundary.environment import TRAINER_DIR; print(TRAINER_DIR)')"
 raw="$nnUNet_raw/Dataset${id}_KiTS23"
-for row in BaselineTrainer_4mm:3d_fullres_baseline BoundaryTrainer_4mm:3d_fullres; do
+for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline BoundaryTrainer_4mm$suffix:3d_fullres; do
     trainer=${row%%:*} configuration=${row##*:}
     fold="$nnUNet_results/Dataset${id}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
     [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $id "$configuration" 0 -tr "$trainer" \
@@ -35,5 +43,6 @@ for row in BaselineTrainer_4mm:3d_fullres_baseline BoundaryTrainer_4mm:3d_fullre
     [ -f "$out/metrics.json" ] || nb evaluate "$out" "$raw/labelsTs" --kits23 -o "$out/metrics.json"
 done
 python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
-    --baseline "BaselineTrainer_4mm=$predictions/BaselineTrainer_4mm/metrics.json" \
-    --model "BoundaryTrainer_4mm=$predictions/BoundaryTrainer_4mm/metrics.json"
+    --baseline "BaselineTrainer_4mm$suffix=$predictions/BaselineTrainer_4mm$suffix/metrics.json" \
+    --model "BoundaryTrainer_4mm$suffix=$predictions/BoundaryTrainer_4mm$suffix/metrics.json" \
+    --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }bash benchmarks/kits23_phantom_cpu/run.sh"
