@@ -66,6 +66,7 @@ def with_far_tumor(per_case: Optional[Dict[str, dict]], predictions: Path, label
 
 
 def postprocessed_folder(predictions: Path) -> Path:
+    """Where a run's test predictions go after nnU-Net's postprocessing (next to ``predictions``)."""
     return predictions.parent / f'{predictions.name}_postprocessed'
 
 
