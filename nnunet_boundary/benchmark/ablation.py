@@ -27,7 +27,7 @@ from nnunet_boundary.atomic_files import write_json_atomically
 from nnunet_boundary.benchmark.statistics import compare
 from nnunet_boundary.benchmark.trainers import find_trainer_class, model_folder
 from nnunet_boundary.environment import with_trainer_dir
-from nnunet_boundary.kits19.io import find_segmentations
+from nnunet_boundary.kits19.io import find_segmentations, read_label_map
 from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 
@@ -51,7 +51,7 @@ def far_tumor_ml(predictions: Path, labels: Path) -> Dict[str, float]:
     references = find_segmentations(labels)
     volumes = {}
     for case, path in find_segmentations(predictions).items():
-        pred, gt = (sitk.ReadImage(str(p)) for p in (path, references[case]))
+        pred, gt = (read_label_map(p, case) for p in (path, references[case]))
         volumes[case] = far_volume_ml(sitk.GetArrayFromImage(pred) == 2, sitk.GetArrayFromImage(gt) > 0,
                                       gt.GetSpacing()[::-1], FAR_TUMOR_MM)
     return volumes

@@ -42,9 +42,11 @@ def compare(model: dict, baseline: dict) -> Dict[str, dict]:
 
 def markdown(name: str, baseline_name: str, comparison: Dict[str, dict], n_cases: int, header: str,
              verdict_text: str = '') -> str:
-    lines = [header, ''] + ([verdict_text.strip(), ''] if verdict_text.strip() else []) + [f'{n_cases} held-out test cases; {name} minus {baseline_name}, per case, mean and 95 % '
-             f'bootstrap interval (10,000 resamples of the cases).', '',
-             f'| region | metric | {baseline_name} | {name} | difference [95 % CI] | verdict |', '|---|---|---|---|---|---|']
+    lines = [header, ''] + ([verdict_text, ''] if verdict_text else [])
+    lines += [f'{n_cases} held-out test cases; {name} minus {baseline_name}, per case, mean and 95 % '
+              f'bootstrap interval (10,000 resamples of the cases).', '',
+              f'| region | metric | {baseline_name} | {name} | difference [95 % CI] | verdict |',
+              '|---|---|---|---|---|---|']
     for metric, c in comparison.items():
         region, kind = next((r, metric[len(r) + 1:]) for r in REGIONS if metric.startswith(r + '_'))
         digits = 2 if kind == 'hd95' else 3
@@ -76,7 +78,7 @@ def main(argv=None) -> None:
                           args.out / 'results.json')
     verdict_file = args.out / 'VERDICT.md'
     text = markdown(name, base_name, comparison, len(baseline['per_case']), args.header,
-                    verdict_file.read_text() if verdict_file.is_file() else '')
+                    verdict_file.read_text().strip() if verdict_file.is_file() else '')
     text += f"\nAnalysis by commit {commit}" + (f"; reproduce: `{args.command}`" if args.command else '') + '.\n'
     with atomic_output(args.out / 'RESULTS.md') as tmp:
         tmp.write_text(text)
