@@ -41,14 +41,16 @@ def test_comparison_pairs_cases_and_averages_runs_first():
 def _row(runs, boundary=True, validation=(0.5,)):
     return {'runs': [{'trainer': f'T{i}', 'per_case': r, 'per_case_postprocessed': None, 'validation_dice': v}
                      for i, (r, v) in enumerate(zip(runs, validation))], 'configuration': '3d_fullres',
-            'boundary_network': boundary}
+            'boundary_supervised': boundary}
 
 
 def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():
     baseline = _row([per_case(0.0), per_case(0.0)], boundary=False, validation=(0.9, 0.9))
     summaries = {'Baseline': ablation.summarize_row(baseline, baseline),
                  'BestOnTest': ablation.summarize_row(_row([per_case(0.2)], validation=(0.60,)), baseline),
-                 'BestOnValidation': ablation.summarize_row(_row([per_case(-0.1)], validation=(0.70,)), baseline)}
+                 'BestOnValidation': ablation.summarize_row(_row([per_case(-0.1)], validation=(0.70,)), baseline),
+                 'UnsupervisedBoundaryStream': ablation.summarize_row(_row([per_case(0.0)], boundary=False,
+                                                                           validation=(0.80,)), baseline)}
     assert 'postprocessed' not in summaries['Baseline']
     assert summaries['BestOnTest']['raw']['vs_baseline']['tumor_dice']['verdict'] == 'better'
     assert ablation.choose_final(summaries) == 'BestOnValidation'
@@ -57,6 +59,12 @@ def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validati
                          'paired_difference_ci95'}
     assert set(head['paired_difference_ci95']) == {'composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95'}
     assert head['paired_difference_ci95']['tumor_dice'][0] == pytest.approx(-0.1)
+
+
+def test_only_rows_that_train_the_boundary_stream_can_be_the_final_boundary_trainer():
+    assert ablation.boundary_supervised('BoundaryTrainer_4mm_nnUNetCrops_3000steps')
+    assert not ablation.boundary_supervised('BoundaryTrainer_4mm_architectureOnly_3000steps')
+    assert not ablation.boundary_supervised('BaselineTumorSampler_4mm_3000steps')
 
 
 def test_second_runs_belong_to_their_row():

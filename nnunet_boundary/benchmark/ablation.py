@@ -125,6 +125,13 @@ def training_steps(fold: Path) -> Optional[int]:
     return int(attributes['num_epochs']) * int(attributes['num_iterations_per_epoch'])
 
 
+def boundary_supervised(trainer: str) -> bool:
+    """Whether ``trainer`` trains the boundary stream (a :class:`BoundaryTrainer` with a boundary loss):
+    only such rows can be the final BoundaryTrainer; the architecture-only row (weight 0) cannot."""
+    trainer_class = find_trainer_class(trainer)
+    return issubclass(trainer_class, BoundaryTrainer) and trainer_class.boundary_loss_weight > 0
+
+
 def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print) -> Dict[str, dict]:
     """Per row: its runs' per-case test metrics without and with postprocessing, and validation Dice."""
     rows: Dict[str, dict] = {}
@@ -136,8 +143,7 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         model = model_folder(Path(env['nnUNet_results']), results['dataset'], r['trainer'], r['configuration'])
         post = postprocessed_metrics(r['trainer'], model, predictions, results, env, log)
         row = rows.setdefault(row_name(r['trainer']), {'runs': [], 'configuration': r['configuration'],
-                                                       'boundary_network': issubclass(
-                                                           find_trainer_class(r['trainer']), BoundaryTrainer)})
+                                                       'boundary_supervised': boundary_supervised(r['trainer'])})
         row['runs'].append({'trainer': r['trainer'], 'per_case': with_far_tumor(r['per_case'], predictions, labels),
                             'per_case_postprocessed': with_far_tumor(post and post['per_case'],
                                                                      postprocessed_folder(predictions), labels),
@@ -158,7 +164,7 @@ def summarize_row(row: dict, baseline: dict) -> dict:
     summary = {'runs': [r['trainer'] for r in row['runs']], 'commits': [r.get('commit') for r in row['runs']],
                'steps': [r.get('steps') for r in row['runs']],
                'configuration': row['configuration'],
-               'boundary_network': row['boundary_network'],
+               'boundary_supervised': row['boundary_supervised'],
                'validation_dice': [r['validation_dice'] for r in row['runs']]}
     for key, label in (('per_case', 'raw'), ('per_case_postprocessed', 'postprocessed')):
         runs = [r[key] for r in row['runs'] if r[key] is not None]
@@ -171,9 +177,9 @@ def summarize_row(row: dict, baseline: dict) -> dict:
 
 
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
-    """The boundary-network row with the best fold-0 validation Dice (never chosen on the test cases)."""
+    """The boundary-supervised row with the best fold-0 validation Dice (never chosen on the test cases)."""
     candidates = {name: sum(s['validation_dice']) / len(s['validation_dice']) for name, s in summaries.items()
-                  if s['boundary_network'] and None not in s['validation_dice']}
+                  if s['boundary_supervised'] and None not in s['validation_dice']}
     return max(candidates, key=candidates.get) if candidates else None
 
 
