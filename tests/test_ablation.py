@@ -67,6 +67,21 @@ def test_only_rows_that_train_the_boundary_stream_can_be_the_final_boundary_trai
     assert not ablation.boundary_supervised('BaselineTumorSampler_4mm_3000steps')
 
 
+def test_component_effects_pair_the_rows_with_and_without_each_component():
+    rows = {'BaselineTrainer_4mm_3000steps': _row([per_case(0.0), per_case(0.0)], boundary=False),
+            'BoundaryTrainer_4mm_3000steps': _row([per_case(-0.2)]),
+            'BoundaryTrainer_4mm_nnUNetCrops_3000steps': _row([per_case(-0.05)])}
+    effects = ablation.component_effects(rows, 'BaselineTrainer_4mm_3000steps')
+    assert [e['component'] for e in effects] == ['tumor-weighted sampler (boundary network)']
+    sampler = effects[0]['effect']
+    assert sampler['tumor_dice']['difference'][0] == pytest.approx(-0.15) and sampler['tumor_dice']['verdict'] == 'worse'
+    assert sampler['far_tumor_ml']['difference'][0] == pytest.approx(0.15) and sampler['far_tumor_ml']['verdict'] == 'worse'
+    header, _, line = ablation.components_table(effects)
+    assert 'Δ far_tumor_ml' in header
+    assert 'BoundaryTrainer_4mm_3000steps − BoundaryTrainer_4mm_nnUNetCrops_3000steps' in line
+    assert ablation.component_effects(rows, 'BaselineTrainer_4mm') == []
+
+
 def test_second_runs_belong_to_their_row():
     assert ablation.row_name('BaselineTrainer_4mm_run2') == 'BaselineTrainer_4mm'
     assert ablation.row_name('BoundaryTrainer_4mm_fixed') == 'BoundaryTrainer_4mm_fixed'

@@ -36,6 +36,23 @@ TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tu
                  'far_tumor_ml')
 FAR_TUMOR_MM = 20.0
 RUN_SUFFIX = re.compile(r'_run\d+(?=$|_)')
+STEPS_SUFFIX = re.compile(r'_\d+steps$')
+#: What each component does: (component, row with it, row without it); row names without the set-up's
+#: ``_<N>steps`` suffix. Effect = with minus without, paired per held-out case.
+COMPONENTS = (
+    ('tumor-weighted sampler (boundary network)', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_nnUNetCrops'),
+    ('tumor-weighted sampler (plain network)', 'BaselineTumorSampler_4mm', 'BaselineTrainer_4mm'),
+    ('boundary loss (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops', 'BoundaryTrainer_4mm_architectureOnly'),
+    ('boundary network instead of nnU-Net\'s (no boundary loss, nnU-Net crops)',
+     'BoundaryTrainer_4mm_architectureOnly', 'BaselineTrainer_4mm'),
+    ('paper widths 16-128 instead of 32-256', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_equalWidths'),
+    ('supervision fixes 1 + 2', 'BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm'),
+    ('fix 1: edge-free crops teach "no edge"', 'BoundaryTrainer_4mm_edgeFreeCrops', 'BoundaryTrainer_4mm'),
+    ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),
+    ('fix 3: boundary supervised at full resolution only', 'BoundaryTrainer_4mm_fullResBoundary',
+     'BoundaryTrainer_4mm'),
+)
+COMPONENT_METRICS = HEADLINE_METRICS + ('far_tumor_ml',)
 RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'
 
 
@@ -176,6 +193,22 @@ def summarize_row(row: dict, baseline: dict) -> dict:
     return summary
 
 
+def component_effects(rows: Dict[str, dict], baseline: str) -> List[dict]:
+    """Each of :data:`COMPONENTS` whose two rows ran: the paired per-case effect of adding the component
+    (row with it minus row without it, held-out cases, no postprocessing) on :data:`COMPONENT_METRICS`."""
+    suffix = STEPS_SUFFIX.search(baseline)
+    suffix = suffix.group(0) if suffix else ''
+    effects = []
+    for component, with_row, without_row in COMPONENTS:
+        pair = [rows.get(name + suffix) for name in (with_row, without_row)]
+        if None in pair:
+            continue
+        runs = [[r['per_case'] for r in row['runs']] for row in pair]
+        effects.append({'component': component, 'with': with_row + suffix, 'without': without_row + suffix,
+                        'effect': {m: compare(runs[0], runs[1], m) for m in COMPONENT_METRICS}})
+    return effects
+
+
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
     """The boundary-supervised row with the best fold-0 validation Dice (never chosen on the test cases)."""
     candidates = {name: sum(s['validation_dice']) / len(s['validation_dice']) for name, s in summaries.items()
@@ -204,6 +237,15 @@ def markdown_table(summaries: Dict[str, dict], setting: str) -> List[str]:
                            f"{s[setting]['mean'][m]:.3f}" for m in TABLE_METRICS)
         diffs = ' | '.join(_difference_cell(s[setting]['vs_baseline'][m]) for m in HEADLINE_METRICS)
         lines.append(f"| {name} | {len(s['runs'])} | {val} | {means} | {diffs} |")
+    return lines
+
+
+def components_table(effects: List[dict]) -> List[str]:
+    lines = ['| component | rows (with − without) | ' + ' | '.join(f'Δ {m} [95 % CI]' for m in COMPONENT_METRICS)
+             + ' |', '|' + '---|' * (2 + len(COMPONENT_METRICS))]
+    for e in effects:
+        cells = ' | '.join(_difference_cell(e['effect'][m]) for m in COMPONENT_METRICS)
+        lines.append(f"| {e['component']} | {e['with']} − {e['without']} | {cells} |")
     return lines
 
 
@@ -236,6 +278,10 @@ def write_report(analysis: dict, out: Path) -> None:
               f"fold-0 validation (13 cases), the only number variants are chosen on.", '']
     for setting, title in (('raw', 'Without postprocessing'), ('postprocessed', "With nnU-Net's postprocessing")):
         lines += [f'## {title}', ''] + markdown_table(analysis['rows'], setting) + ['']
+    if analysis.get('components'):
+        lines += ['## What each component does (without postprocessing)', '',
+                  'Paired per held-out case, the row with the component minus the row without it.', '']
+        lines += components_table(analysis['components']) + ['']
     if analysis.get('headline'):
         lines += ['## Headline (results.json "headline")', '', '```', json.dumps(analysis['headline'], indent=1),
                   '```', '']
@@ -284,7 +330,7 @@ def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAN
     final = choose_final(summaries)
     analysis = {'dataset': results['dataset'], 'test_cases': results['test_cases'], 'baseline': baseline,
                 'final_boundary_trainer': final, 'commit': environment_summary('cpu', '')['nnunet_boundary commit'],
-                'command': command, 'rows': summaries}
+                'command': command, 'rows': summaries, 'components': component_effects(rows, baseline)}
     if final:
         analysis['headline'] = headline(summaries, baseline, final, 'raw')
         if 'postprocessed' in summaries[final] and 'postprocessed' in summaries[baseline]:

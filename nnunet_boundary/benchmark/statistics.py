@@ -8,7 +8,7 @@ import numpy as np
 
 #: metric -> True when larger is better
 METRIC_DIRECTIONS = {'composite_dice': True, 'tumor_dice': True, 'tumor_nsd': True, 'tumor_hd95': False,
-                     'kidney_dice': True, 'kidney_nsd': True, 'kidney_hd95': False}
+                     'kidney_dice': True, 'kidney_nsd': True, 'kidney_hd95': False, 'far_tumor_ml': False}
 
 
 def paired_bootstrap(differences: Sequence[float], n_resamples: int = 10000, confidence: float = 0.95,
