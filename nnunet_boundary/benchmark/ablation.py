@@ -9,7 +9,9 @@ fold-0 validation predictions, ``nnUNetv2_apply_postprocessing`` with the result
 Rows named ``X_run2`` are a second, independent training run of row ``X``: metrics are averaged per case
 over a row's runs before pairing. Besides the challenge's metrics every case gets ``far_tumor_ml``, the
 predicted tumor farther than 20 mm from the reference kidney (tumor called in far tissue, the signature the
-issue's diagnosis run tied to the tumor-weighted crop sampler).
+issue's diagnosis run tied to the tumor-weighted crop sampler). Where both rows of a pair in
+:data:`COMPONENTS` ran, the report gives that component's own effect (row with it minus row without it,
+paired per case, with its interval): the sampler, the boundary loss, the network, the widths, each fix.
 
     python -m nnunet_boundary.benchmark.ablation BENCHMARK_DIR --baseline BaselineTrainer_4mm --out DIR
 """
