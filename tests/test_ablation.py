@@ -74,8 +74,9 @@ def test_component_effects_pair_the_rows_with_and_without_each_component():
     effects = ablation.component_effects(rows, 'BaselineTrainer_4mm_3000steps')
     assert [e['component'] for e in effects] == ['tumor-weighted sampler (boundary network)']
     sampler = effects[0]['effect']
-    assert sampler['tumor_dice']['difference'][0] == pytest.approx(-0.15) and sampler['tumor_dice']['verdict'] == 'worse'
-    assert sampler['far_tumor_ml']['difference'][0] == pytest.approx(0.15) and sampler['far_tumor_ml']['verdict'] == 'worse'
+    assert sampler['tumor_dice']['difference'][0] == pytest.approx(-0.15)
+    assert sampler['far_tumor_ml']['difference'][0] == pytest.approx(0.15)
+    assert sampler['tumor_dice']['verdict'] == sampler['far_tumor_ml']['verdict'] == 'worse'
     header, _, line = ablation.components_table(effects)
     assert 'Δ far_tumor_ml' in header
     assert 'BoundaryTrainer_4mm_3000steps − BoundaryTrainer_4mm_nnUNetCrops_3000steps' in line

@@ -159,18 +159,20 @@ def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
         torch.testing.assert_close(fast.eval()(x), stock.eval()(x), rtol=1e-4, atol=1e-4)
 
 
-def test_equal_width_control_row_builds_the_boundary_network_at_the_baselines_widths(plans):
-    from nnunet_boundary.training.variants import BoundaryTrainer_4mm_equalWidths
-    trainer = make(BoundaryTrainer_4mm_equalWidths, plans)
+@pytest.mark.parametrize('row', ['BoundaryTrainer_4mm_equalWidths', 'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'])
+def test_equal_width_control_rows_build_the_boundary_network_at_the_baselines_widths(plans, row):
+    from nnunet_boundary.training import variants
+    trainer = make(getattr(variants, row), plans)
     widths = trainer.network.encoder.output_channels
     assert widths == [32, 64, 128, 256][:len(widths)]
     assert trainer.configuration_manager.network_arch_init_kwargs['features_per_stage'][0] != 32  # plans untouched
+    assert trainer.tumor_weighted_sampling == (not row.endswith('nnUNetCrops'))
 
 
 def test_every_benchmark_row_has_a_3000_step_variant_that_changes_only_the_budget(plans):
     from nnunet_boundary.training import variants
     long_rows = {name: cls for name, cls in vars(variants).items() if name.endswith('_3000steps')}
-    assert len(long_rows) == 12  # the baseline, its second run and the ten rows of benchmarks/kits19_phantom_4mm
+    assert len(long_rows) == 13  # the baseline, its second run and the eleven rows of benchmarks/kits19_phantom_4mm
     cases_64 = dict(DATASET_JSON, numTraining=64)
     for name, long_row in long_rows.items():
         row = getattr(variants, name[:-len('_3000steps')])

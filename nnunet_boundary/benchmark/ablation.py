@@ -48,6 +48,8 @@ COMPONENTS = (
     ('boundary network instead of nnU-Net\'s (no boundary loss, nnU-Net crops)',
      'BoundaryTrainer_4mm_architectureOnly', 'BaselineTrainer_4mm'),
     ('paper widths 16-128 instead of 32-256', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_equalWidths'),
+    ('paper widths 16-128 instead of 32-256 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops',
+     'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'),
     ('supervision fixes 1 + 2', 'BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm'),
     ('fix 1: edge-free crops teach "no edge"', 'BoundaryTrainer_4mm_edgeFreeCrops', 'BoundaryTrainer_4mm'),
     ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),

@@ -217,6 +217,13 @@ class BoundaryTrainer_4mm_equalWidths(Budget4mm, BoundaryTrainer):
             num_input_channels, num_output_channels, enable_deep_supervision)
 
 
+class BoundaryTrainer_4mm_equalWidths_nnUNetCrops(BoundaryTrainer_4mm_equalWidths):
+    """The equal-width control with nnU-Net's own crop mix: against ``…_nnUNetCrops`` the network's width
+    alone, once the sampler (which costs the boundary network composite Dice at 48^3) is out of the way."""
+
+    tumor_weighted_sampling = False
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -262,6 +269,10 @@ class BaselineTrainer_4mm_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm_run2
 
 
 class BoundaryTrainer_4mm_equalWidths_3000steps(Budget4mm3000, BoundaryTrainer_4mm_equalWidths):
+    pass
+
+
+class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_3000steps(Budget4mm3000, BoundaryTrainer_4mm_equalWidths_nnUNetCrops):
     pass
 
 
