@@ -174,6 +174,10 @@ class BoundaryTrainer_4mm_nnUNetCrops(Budget4mm, BoundaryTrainer):
     tumor_weighted_sampling = False
 
 
+class BoundaryTrainer_4mm_nnUNetCrops_run2(BoundaryTrainer_4mm_nnUNetCrops):
+    pass
+
+
 class BoundaryTrainer_4mm_edgeFreeCrops(Budget4mm, BoundaryTrainer):
     """Fix 1 alone: crops without edges teach "no edge here" (beta capped at 0.99)."""
 
@@ -265,6 +269,10 @@ class BoundaryTrainer_Paper_4mm_3000steps(Budget4mm3000, BoundaryTrainer_Paper_4
 
 
 class BaselineTrainer_4mm_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetCrops_run2_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetCrops_run2):
     pass
 
 
