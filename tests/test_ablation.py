@@ -83,6 +83,23 @@ def test_component_effects_pair_the_rows_with_and_without_each_component():
     assert ablation.component_effects(rows, 'BaselineTrainer_4mm') == []
 
 
+def test_a_rows_second_run_is_compared_with_its_first_as_the_seed_to_seed_noise(tmp_path):
+    rows = {'Baseline': _row([per_case(0.0), per_case(0.1)], boundary=False, validation=(0.9, 0.9)),
+            'Boundary': _row([per_case(-0.2)])}
+    noise, = ablation.seed_to_seed(rows)
+    assert (noise['with'], noise['without']) == ('T1', 'T0') and 'Baseline' in noise['component']
+    assert noise['effect']['tumor_dice']['difference'][0] == pytest.approx(0.1)
+    assert noise['effect']['far_tumor_ml']['difference'][0] == pytest.approx(-0.1)
+    baseline = rows['Baseline']
+    analysis = {'dataset': 'Dataset915_KiTS19', 'test_cases': CASES, 'baseline': 'Baseline', 'commit': 'abc1234',
+                'command': 'run.sh', 'seed_to_seed': [noise],
+                'rows': {name: dict(ablation.summarize_row(row, baseline), steps=[3000] * len(row['runs']))
+                         for name, row in rows.items()}}
+    ablation.write_report(analysis, tmp_path)
+    report = (tmp_path / 'RESULTS.md').read_text()
+    assert '## Seed to seed' in report and '| another training run of Baseline | T1 − T0 | ' in report
+
+
 def test_second_runs_belong_to_their_row():
     assert ablation.row_name('BaselineTrainer_4mm_run2') == 'BaselineTrainer_4mm'
     assert ablation.row_name('BoundaryTrainer_4mm_fixed') == 'BoundaryTrainer_4mm_fixed'

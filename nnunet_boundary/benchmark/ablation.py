@@ -11,7 +11,8 @@ over a row's runs before pairing. Besides the challenge's metrics every case get
 predicted tumor farther than 20 mm from the reference kidney (tumor called in far tissue, the signature the
 issue's diagnosis run tied to the tumor-weighted crop sampler). Where both rows of a pair in
 :data:`COMPONENTS` ran, the report gives that component's own effect (row with it minus row without it,
-paired per case, with its interval): the sampler, the boundary loss, the network, the widths, each fix.
+paired per case, with its interval): the sampler, the boundary loss, the network, the widths, each fix; where a
+row ran twice, its second run against its first shows how much one training seed alone moves the numbers.
 
     python -m nnunet_boundary.benchmark.ablation BENCHMARK_DIR --baseline BaselineTrainer_4mm --out DIR
 """
@@ -213,6 +214,16 @@ def component_effects(rows: Dict[str, dict], baseline: str) -> List[dict]:
     return effects
 
 
+def seed_to_seed(rows: Dict[str, dict]) -> List[dict]:
+    """Each row trained more than once: every later run minus its first, paired per held-out case, in the shape
+    of :func:`component_effects` -- how far training noise alone moves a row, which the case bootstrap of a
+    one-seed comparison does not see (it treats each trained model as fixed)."""
+    return [{'component': f'another training run of {name}', 'with': run['trainer'], 'without': first['trainer'],
+             'effect': {m: compare([run['per_case']], [first['per_case']], m) for m in COMPONENT_METRICS}}
+            for name, row in rows.items() for first in row['runs'][:1] for run in row['runs'][1:]
+            if first['per_case'] and run['per_case']]
+
+
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
     """The boundary-supervised row with the best fold-0 validation Dice (never chosen on the test cases)."""
     candidates = {name: sum(s['validation_dice']) / len(s['validation_dice']) for name, s in summaries.items()
@@ -286,6 +297,12 @@ def write_report(analysis: dict, out: Path) -> None:
         lines += ['## What each component does (without postprocessing)', '',
                   'Paired per held-out case, the row with the component minus the row without it.', '']
         lines += components_table(analysis['components']) + ['']
+    if analysis.get('seed_to_seed'):
+        lines += ['## Seed to seed (without postprocessing)', '',
+                  'The same row trained again (another run minus the first, paired per held-out case): what training '
+                  'noise alone moves. The intervals above resample the cases of fixed trained models, so a one-seed '
+                  'difference no larger than these is not evidence of an effect.', '']
+        lines += components_table(analysis['seed_to_seed']) + ['']
     if analysis.get('headline'):
         lines += ['## Headline (results.json "headline")', '', '```', json.dumps(analysis['headline'], indent=1),
                   '```', '']
@@ -334,7 +351,8 @@ def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAN
     final = choose_final(summaries)
     analysis = {'dataset': results['dataset'], 'test_cases': results['test_cases'], 'baseline': baseline,
                 'final_boundary_trainer': final, 'commit': environment_summary('cpu', '')['nnunet_boundary commit'],
-                'command': command, 'rows': summaries, 'components': component_effects(rows, baseline)}
+                'command': command, 'rows': summaries, 'components': component_effects(rows, baseline),
+                'seed_to_seed': seed_to_seed(rows)}
     if final:
         analysis['headline'] = headline(summaries, baseline, final, 'raw')
         if 'postprocessed' in summaries[final] and 'postprocessed' in summaries[baseline]:
