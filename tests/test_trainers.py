@@ -162,6 +162,18 @@ def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
         torch.testing.assert_close(fast.eval()(x), stock.eval()(x), rtol=1e-4, atol=1e-4)
 
 
+def test_boundary_trainer_crops_like_nnunet_and_the_rows_trained_with_the_papers_sampler_keep_it(plans):
+    """The default follows the benchmark's choice on validation (nnU-Net's crops); the paper's recipe and the
+    committed rows that trained with the tumor-weighted sampler keep it, or their numbers would not reproduce."""
+    from nnunet_boundary.training import variants
+    assert not make(BoundaryTrainer, plans).tumor_weighted_sampling
+    assert not make(variants.BoundaryTrainer_smoke, plans).tumor_weighted_sampling
+    for row in ('BoundaryTrainer_Paper', 'BoundaryTrainer_cpu', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_fixed',
+                'BoundaryTrainer_4mm_edgeFreeCrops', 'BoundaryTrainer_4mm_pooledEdges',
+                'BoundaryTrainer_4mm_fullResBoundary', 'BoundaryTrainer_4mm_equalWidths', 'BoundaryTrainer_Paper_4mm'):
+        assert getattr(variants, row).tumor_weighted_sampling, row
+
+
 @pytest.mark.parametrize('row', ['BoundaryTrainer_4mm_equalWidths', 'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'])
 def test_equal_width_control_rows_build_the_boundary_network_at_the_baselines_widths(plans, row):
     from nnunet_boundary.training import variants
