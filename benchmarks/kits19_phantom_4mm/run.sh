@@ -28,14 +28,15 @@ setup=$(echo $patch_tag ${STEPS:+${STEPS}_steps} | tr ' ' _)
 results="$here${setup:+/$setup}"
 work_benchmark="$work/benchmark$suffix${patch_tag:+_$patch_tag}"
 baseline=BaselineTrainer_4mm$suffix
-# Default order: today's BoundaryTrainer, then the rows that tell the crop sampler, the boundary loss, the
-# network and its width apart (the suspects for its losses), with a second seed of the row validation chose
-# (nnU-Net's crops), then the sampler on the plain network, the supervision fixes, the paper recipe and the
-# baseline's second seed.
+# Default order: BoundaryTrainer with the paper's tumor-weighted sampler (its default when the benchmark began),
+# then the rows that tell the crop sampler, the boundary loss, the network and its width apart (the suspects
+# for its losses), with a second seed of the row validation chose (nnU-Net's crops, today's default), then the
+# sampler on the plain network, the supervision fixes, the paper recipe and the baseline's second seed.
 rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_nnUNetCrops BoundaryTrainer_4mm_architectureOnly
-    BoundaryTrainer_4mm_nnUNetCrops_run2 BoundaryTrainer_4mm_equalWidths_nnUNetCrops BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm
-    BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
-    BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2"}
+    BoundaryTrainer_4mm_nnUNetCrops_run2 BoundaryTrainer_4mm_equalWidths_nnUNetCrops
+    BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm BoundaryTrainer_4mm_fixed
+    BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges BoundaryTrainer_4mm_fullResBoundary
+    BoundaryTrainer_Paper_4mm BaselineTrainer_4mm_run2"}
 [ -n "${ROWS:-}" ] || rows=$(for row in $rows; do echo "$row$suffix"; done)   # STEPS=3000: the rows' 3,000-step variants
 done_rows="$baseline"
 for row in $rows; do
