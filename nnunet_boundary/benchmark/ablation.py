@@ -210,18 +210,28 @@ def component_effects(rows: Dict[str, dict], baseline: str) -> List[dict]:
             continue
         runs = [[r['per_case'] for r in row['runs']] for row in pair]
         effects.append({'component': component, 'with': with_row + suffix, 'without': without_row + suffix,
-                        'effect': {m: compare(runs[0], runs[1], m) for m in COMPONENT_METRICS}})
+                        'effect': paired_effect(runs[0], runs[1])})
     return effects
+
+
+def paired_effect(with_runs: List[dict], without_runs: List[dict]) -> Dict[str, dict]:
+    """Per metric of :data:`COMPONENT_METRICS`: ``with_runs`` minus ``without_runs``, paired per case."""
+    return {m: compare(with_runs, without_runs, m) for m in COMPONENT_METRICS}
 
 
 def seed_to_seed(rows: Dict[str, dict]) -> List[dict]:
     """Each row trained more than once: every later run minus its first, paired per held-out case, in the shape
     of :func:`component_effects` -- how far training noise alone moves a row, which the case bootstrap of a
     one-seed comparison does not see (it treats each trained model as fixed)."""
-    return [{'component': f'another training run of {name}', 'with': run['trainer'], 'without': first['trainer'],
-             'effect': {m: compare([run['per_case']], [first['per_case']], m) for m in COMPONENT_METRICS}}
-            for name, row in rows.items() for first in row['runs'][:1] for run in row['runs'][1:]
-            if first['per_case'] and run['per_case']]
+    effects = []
+    for name, row in rows.items():
+        first, *later = row['runs']
+        for run in later:
+            if first['per_case'] and run['per_case']:
+                effects.append({'component': f'another training run of {name}', 'with': run['trainer'],
+                                'without': first['trainer'],
+                                'effect': paired_effect([run['per_case']], [first['per_case']])})
+    return effects
 
 
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
