@@ -174,6 +174,22 @@ def test_boundary_trainer_crops_like_nnunet_and_the_rows_trained_with_the_papers
         assert getattr(variants, row).tumor_weighted_sampling, row
 
 
+@pytest.mark.parametrize('row, papers_sampler', [('BoundaryTrainer_4mm_fixed', True),
+                                                  ('BoundaryTrainer_4mm_nnUNetCrops_fixed', False)])
+def test_fixed_rows_switch_on_both_supervision_fixes_and_differ_from_their_reference_only_there(plans, row,
+                                                                                                  papers_sampler):
+    """Each fixed row is its reference row (the paper's sampler or nnU-Net's crops) plus fixes 1 and 2, so the
+    ablation's difference between the two is the fixes' effect alone."""
+    from nnunet_boundary.training import variants
+    reference = variants.BoundaryTrainer_4mm if papers_sampler else variants.BoundaryTrainer_4mm_nnUNetCrops
+    fixed, plain = make(getattr(variants, row), plans), make(reference, plans)
+    assert fixed.tumor_weighted_sampling == plain.tumor_weighted_sampling == papers_sampler
+    assert (fixed.min_edge_fraction, fixed.edges_from_full_resolution) == (0.01, True)
+    assert (plain.min_edge_fraction, plain.edges_from_full_resolution) == (0.0, False)
+    assert fixed.boundary_deep_supervision == plain.boundary_deep_supervision
+    assert fixed.num_epochs * fixed.num_iterations_per_epoch == plain.num_epochs * plain.num_iterations_per_epoch
+
+
 @pytest.mark.parametrize('row', ['BoundaryTrainer_4mm_equalWidths', 'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'])
 def test_equal_width_control_rows_build_the_boundary_network_at_the_baselines_widths(plans, row):
     from nnunet_boundary.training import variants

@@ -52,6 +52,8 @@ COMPONENTS = (
     ('paper widths 16-128 instead of 32-256 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops',
      'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'),
     ('supervision fixes 1 + 2', 'BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm'),
+    ('supervision fixes 1 + 2 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops_fixed',
+     'BoundaryTrainer_4mm_nnUNetCrops'),
     ('fix 1: edge-free crops teach "no edge"', 'BoundaryTrainer_4mm_edgeFreeCrops', 'BoundaryTrainer_4mm'),
     ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),
     ('fix 3: boundary supervised at full resolution only', 'BoundaryTrainer_4mm_fullResBoundary',

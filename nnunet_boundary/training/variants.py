@@ -212,6 +212,14 @@ class BoundaryTrainer_4mm_fixed(Budget4mm, PaperCrops, BoundaryTrainer):
     edges_from_full_resolution = True
 
 
+class BoundaryTrainer_4mm_nnUNetCrops_fixed(BoundaryTrainer_4mm_nnUNetCrops):
+    """Fixes 1 and 2 on today's default (nnU-Net's crops): against ``…_nnUNetCrops`` what the fixes do once the
+    sampler is out of the way (``…_fixed`` measured them with the sampler)."""
+
+    min_edge_fraction = 0.01
+    edges_from_full_resolution = True
+
+
 class BoundaryTrainer_Paper_4mm(Budget4mm, BoundaryTrainer_Paper):
     """The paper's recipe at the benchmark's budget (1,500 steps, in epochs of one pass each)."""
 
@@ -290,6 +298,10 @@ class BoundaryTrainer_4mm_equalWidths_3000steps(Budget4mm3000, BoundaryTrainer_4
 
 
 class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_3000steps(Budget4mm3000, BoundaryTrainer_4mm_equalWidths_nnUNetCrops):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetCrops_fixed_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetCrops_fixed):
     pass
 
 
