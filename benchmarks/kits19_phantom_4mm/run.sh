@@ -16,11 +16,7 @@
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/b4}"
-case "${PATCH:-32}" in
-    32) dataset=914 template=kits19_4mm patch_tag="" ;;
-    48) dataset=915 template=kits19_4mm_48 patch_tag=48_patch ;;
-    *) echo "run.sh: PATCH must be 32 or 48, not '$PATCH'" >&2; exit 2 ;;
-esac
+choose_patch 914 915
 prepare_phantom_dataset "$work" $dataset 16 $template \
     $(python -c "print(' '.join('case_%05d' % (2 * i) for i in range(80)))")
 suffix=${STEPS:+_${STEPS}steps}

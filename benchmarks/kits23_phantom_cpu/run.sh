@@ -16,11 +16,7 @@
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../phantom_dataset.sh"
 work="${1:-/tmp/k23}"
-case "${PATCH:-32}" in
-    32) id=923 template=kits19_4mm patch_tag="" ;;
-    48) id=924 template=kits19_4mm_48 patch_tag=48_patch ;;
-    *) echo "run.sh: PATCH must be 32 or 48, not '$PATCH'" >&2; exit 2 ;;
-esac
+choose_patch 923 924
 case "${STEPS:-}" in
     ""|3000) ;;
     *) echo "run.sh: STEPS must be 3000 or unset (1,500 steps), not '$STEPS'" >&2; exit 2 ;;
@@ -28,18 +24,18 @@ esac
 suffix=${STEPS:+_${STEPS}steps}
 setup=$(echo $patch_tag ${STEPS:+${STEPS}_steps} | tr ' ' _)
 results="$here${setup:+/$setup}" predictions="$work/predictions${setup:+_$setup}"
-EDITION=kits23 prepare_phantom_dataset "$work" $id 12 $template \
+EDITION=kits23 prepare_phantom_dataset "$work" $dataset 12 $template \
     $(python -c "print(' '.join('case_%05d' % (400 + 2 * i) for i in range(64)))")
 export nnUNet_extTrainer="$(python -c 'from nnunet_boundary.environment import TRAINER_DIR; print(TRAINER_DIR)')"
-raw="$nnUNet_raw/Dataset${id}_KiTS23"
+raw="$nnUNet_raw/Dataset${dataset}_KiTS23"
 for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline BoundaryTrainer_4mm$suffix:3d_fullres; do
     trainer=${row%%:*} configuration=${row##*:}
-    fold="$nnUNet_results/Dataset${id}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
-    [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $id "$configuration" 0 -tr "$trainer" \
+    fold="$nnUNet_results/Dataset${dataset}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
+    [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $dataset "$configuration" 0 -tr "$trainer" \
         -p nnUNetBoundaryPlans -device cpu --c
     out="$predictions/$trainer"
-    nnUNetv2_predict -i "$raw/imagesTs" -o "$out" -d $id -c "$configuration" -tr "$trainer" -p nnUNetBoundaryPlans \
-        -f 0 --disable_tta -device cpu -npp 1 -nps 1 --continue_prediction --disable_progress_bar
+    nnUNetv2_predict -i "$raw/imagesTs" -o "$out" -d $dataset -c "$configuration" -tr "$trainer" \
+        -p nnUNetBoundaryPlans -f 0 --disable_tta -device cpu -npp 1 -nps 1 --continue_prediction --disable_progress_bar
     [ -f "$out/metrics.json" ] || nb evaluate "$out" "$raw/labelsTs" --kits23 -o "$out/metrics.json"
 done
 python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
