@@ -245,6 +245,10 @@ class BoundaryTrainer_4mm_equalWidths_nnUNetCrops(BoundaryTrainer_4mm_equalWidth
     tumor_weighted_sampling = False
 
 
+class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2(BoundaryTrainer_4mm_equalWidths_nnUNetCrops):
+    pass
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -302,6 +306,11 @@ class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_3000steps(Budget4mm3000, Bound
 
 
 class BoundaryTrainer_4mm_nnUNetCrops_fixed_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetCrops_fixed):
+    pass
+
+
+class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2_3000steps(Budget4mm3000,
+                                                                  BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2):
     pass
 
 
