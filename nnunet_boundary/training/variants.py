@@ -21,6 +21,15 @@ class PaperCrops:
     tumor_weighted_sampling = True
 
 
+class SupervisionFixes:
+    """Trainer mixin: the boundary supervision's fixes 1 and 2 together (the README's trainer options): crops
+    without edges still teach "no edge here" (beta capped at 0.99) and coarse-scale edge targets are pooled
+    from the full-resolution edges; boundary deep supervision stays as it is."""
+
+    min_edge_fraction = 0.01
+    edges_from_full_resolution = True
+
+
 class BoundaryTrainer_Paper(PaperCrops, BoundaryTrainer, nnUNetTrainerVanillaAdam):
     """The paper's recipe (§3.4): Adam (nnU-Net's ``nnUNetTrainerVanillaAdam``), lr 5e-5 with poly
     decay (power 0.9, nnU-Net's PolyLRScheduler), 300 epochs of one pass over the training cases
@@ -205,19 +214,13 @@ class BoundaryTrainer_4mm_fullResBoundary(Budget4mm, PaperCrops, BoundaryTrainer
     boundary_deep_supervision = False
 
 
-class BoundaryTrainer_4mm_fixed(Budget4mm, PaperCrops, BoundaryTrainer):
-    """Fixes 1 and 2 together, boundary deep supervision kept."""
-
-    min_edge_fraction = 0.01
-    edges_from_full_resolution = True
+class BoundaryTrainer_4mm_fixed(Budget4mm, PaperCrops, SupervisionFixes, BoundaryTrainer):
+    """Fixes 1 and 2 together with the paper's sampler, boundary deep supervision kept."""
 
 
-class BoundaryTrainer_4mm_nnUNetCrops_fixed(BoundaryTrainer_4mm_nnUNetCrops):
+class BoundaryTrainer_4mm_nnUNetCrops_fixed(SupervisionFixes, BoundaryTrainer_4mm_nnUNetCrops):
     """Fixes 1 and 2 on today's default (nnU-Net's crops): against ``…_nnUNetCrops`` what the fixes do once the
     sampler is out of the way (``…_fixed`` measured them with the sampler)."""
-
-    min_edge_fraction = 0.01
-    edges_from_full_resolution = True
 
 
 class BoundaryTrainer_Paper_4mm(Budget4mm, BoundaryTrainer_Paper):
