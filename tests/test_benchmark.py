@@ -44,6 +44,8 @@ def test_trainer_configurations():
     assert configuration_for(find_trainer_class('BoundaryTrainer_cpu')) == '3d_fullres'
     assert configuration_for(find_trainer_class('BaselineTrainer_cpu')) == '3d_fullres_baseline'
     assert configuration_for(nnUNetTrainer) == '3d_fullres_baseline'
+    # the boundary stream on nnU-Net's network trains nnU-Net's configuration
+    assert configuration_for(find_trainer_class('BoundaryTrainer_4mm_nnUNetNetwork')) == '3d_fullres_baseline'
     with pytest.raises(NnUNetBoundaryError, match='unknown trainer'):
         find_trainer_class('NoSuchTrainer_xyz')
 

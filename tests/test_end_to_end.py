@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from nnunet_boundary.data.synthetic import write_synthetic_dataset
 from tiny_nnunet import nnunet_env as tiny_nnunet_env, run, train_and_predict
@@ -35,6 +36,18 @@ def test_train_and_predict_one_fold_through_the_nnunet_cli(nnunet_env):
         assert set(np.unique(pred)) <= {0, 1, 2}
         # 150 iterations learn the kidneys well beyond chance (a random mask would score ~0.05)
         assert dice(pred > 0, gt > 0) > 0.3
+
+
+def test_boundary_stream_on_nnunets_network_trains_and_predicts_through_the_nnunet_cli(nnunet_env):
+    root, env = nnunet_env
+    trainer = 'BoundaryTrainer_nnUNetNetwork_smoke'
+    out = train_and_predict(env, 901, root / 'raw' / 'Dataset901_Tiny' / 'imagesTs', root / 'pred_nnunet_network',
+                            trainer, '3d_fullres_baseline')
+    checkpoint = torch.load(root / 'res' / 'Dataset901_Tiny' / f'{trainer}__nnUNetBoundaryPlans__3d_fullres_baseline' /
+                            'fold_0' / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    assert any(k.startswith('boundary_stream.') for k in checkpoint['network_weights'])
+    for case in ('case_00006', 'case_00007'):
+        assert set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(out / f'{case}.nii.gz'))))) <= {0, 1, 2}
 
 
 def test_baseline_trains_on_the_same_preprocessed_data(nnunet_env):

@@ -268,3 +268,50 @@ def test_attention_gates_take_the_networks_nonlinearity(nonlin, nonlin_kwargs, e
     if nonlin is torch.nn.LeakyReLU:
         assert gates[0].nonlin.negative_slope == 0.1
     assert net(torch.randn(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
+
+
+def _plain_kwargs(kernel_sizes=3) -> dict:
+    """A small PlainConvUNet as nnU-Net plans it (conv bias, instance norm, leaky ReLU, two convs per stage)."""
+    return dict(input_channels=1, n_stages=3, features_per_stage=[4, 8, 16], conv_op=torch.nn.Conv3d,
+                kernel_sizes=kernel_sizes, strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], n_conv_per_stage=2,
+                num_classes=2, n_conv_per_stage_decoder=2, conv_bias=True, norm_op=torch.nn.InstanceNorm3d,
+                norm_op_kwargs={'eps': 1e-5, 'affine': True}, nonlin=torch.nn.LeakyReLU,
+                nonlin_kwargs={'inplace': True})
+
+
+@pytest.mark.parametrize('kernel_sizes', [3, [[3, 3, 3], [3, 3, 3], [1, 3, 3]]])
+def test_nnunet_network_with_stream_is_plainconvunet_plus_the_streams_projection(kernel_sizes):
+    """Its PlainConvUNet part loads nnU-Net's network strictly and computes it exactly when the stream's
+    projection is zero; the stream moves the region logits once the projection is not."""
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
+    kwargs = _plain_kwargs(kernel_sizes)
+    with_stream, plain = PlainConvUNetWithBoundaryStream(**kwargs), PlainConvUNet(**kwargs)
+    with_stream.load_state_dict(plain.state_dict(), strict=False)
+    extra = set(with_stream.state_dict()) - set(plain.state_dict())
+    assert extra and all(k.split('.')[0] in ('boundary_stream', 'stream_region_heads', 'boundary_heads') for k in extra)
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.no_grad():
+        for head in with_stream.stream_region_heads:
+            head.weight.normal_()
+        moved = with_stream.eval()(x)
+        for head in with_stream.stream_region_heads:
+            head.weight.zero_()
+        torch.testing.assert_close(with_stream(x), plain.eval()(x))
+    assert not torch.allclose(moved, plain(x))
+
+
+def test_nnunet_network_with_stream_keeps_the_output_contract_across_modes():
+    from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
+    trained = PlainConvUNetWithBoundaryStream(**_plain_kwargs(), deep_supervision=True)
+    inference = PlainConvUNetWithBoundaryStream(**_plain_kwargs(), deep_supervision=False)
+    inference.load_state_dict(trained.state_dict(), strict=True)
+    x = torch.randn(2, 1, 16, 16, 16)
+    out = trained(x)
+    assert isinstance(out, BoundaryAwareOutput) and len(out) == len(out.boundary) == 2
+    assert [o.shape for o in out] == [b.shape for b in out.boundary] == [(2, 2, 16, 16, 16), (2, 2, 8, 8, 8)]
+    out[0].square().mean().backward()
+    assert all(p.grad is not None for p in trained.boundary_stream.parameters())  # the stream feeds the regions
+    with torch.no_grad():
+        torch.testing.assert_close(inference.eval()(x), trained.eval()(x)[0])
+    assert any(isinstance(m, OneDNNConv3d) for m in trained.modules())

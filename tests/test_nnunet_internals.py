@@ -149,3 +149,18 @@ def test_experiment_planner_attributes_we_set_and_read_exist_and_its_loop_calls_
                          for c in calls), \
         f"get_plans_for_configuration no longer estimates through self.static_estimate_VRAM_usage with the " \
         f"topology in arch_kwargs ({SEE}'ExperimentPlanner.get_plans_for_configuration')"
+
+
+def test_plain_conv_unet_exposes_the_encoder_and_decoder_the_boundary_stream_reads():
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    from test_network import _plain_kwargs
+    network = PlainConvUNet(**_plain_kwargs(), deep_supervision=True)
+    attributes = ('output_channels', 'strides', 'kernel_sizes', 'conv_op', 'conv_bias', 'norm_op', 'norm_op_kwargs',
+                  'nonlin', 'nonlin_kwargs')
+    missing = [a for a in attributes if not hasattr(network.encoder, a)]
+    assert not missing and network.encoder.return_skips, f"PlainConvUNet's encoder changed: {missing} ({SEE}" \
+                                                         f"'PlainConvUNet')"
+    skips = network.encoder(torch.randn(1, 1, 16, 16, 16))
+    shapes = [tuple(o.shape[2:]) for o in network.decoder(skips)]
+    assert shapes == [(16, 16, 16), (8, 8, 8)], f"UNetDecoder's outputs are no longer full resolution first " \
+                                                f"({SEE}'PlainConvUNet')"

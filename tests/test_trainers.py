@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nnunet_boundary.benchmark.trainers import configuration_for
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
@@ -90,6 +91,21 @@ def test_boundary_and_baseline_smoke_budgets_are_identical(plans):
 def test_boundary_trainer_refuses_plans_without_the_boundary_network(plans):
     with pytest.raises(NnUNetBoundaryError, match='nnunet_boundary_plan_and_preprocess'):
         make(BoundaryTrainer, plans, '3d_fullres_baseline')
+
+
+def test_nnunet_network_trainer_adds_the_stream_to_the_baseline_configuration_and_trains_it(plans):
+    from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
+    from nnunet_boundary.training.variants import BoundaryTrainer_nnUNetNetwork
+    trainer = make(BoundaryTrainer_nnUNetNetwork, plans, '3d_fullres_baseline')
+    baseline = make(BaselineTrainer_smoke, plans, '3d_fullres_baseline')
+    assert isinstance(trainer.network, PlainConvUNetWithBoundaryStream)
+    assert trainer.network.encoder.output_channels == baseline.network.encoder.output_channels
+    assert isinstance(trainer.loss, BoundaryAwareLoss)
+    patch = trainer.configuration_manager.patch_size
+    trainer.loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer)).backward()
+    assert trainer.network.boundary_heads[0].weight.grad.abs().sum() > 0
+    with pytest.raises(NnUNetBoundaryError, match='3d_fullres_baseline of nnUNetBoundaryPlans'):
+        make(BoundaryTrainer_nnUNetNetwork, plans, '3d_fullres')
 
 
 def test_boundary_trainer_refuses_a_dataset_without_regions(plans):
@@ -210,7 +226,6 @@ def test_every_benchmark_row_has_a_3000_step_variant_that_changes_only_the_budge
     for name, long_row in long_rows.items():
         row = getattr(variants, name[:-len('_3000steps')])
         assert issubclass(long_row, row) and not set(vars(long_row)) - {'__module__', '__qualname__', '__doc__'}
-        configuration = '3d_fullres' if issubclass(row, BoundaryTrainer) else '3d_fullres_baseline'
-        trainer = make(long_row, plans, configuration, cases_64)
+        trainer = make(long_row, plans, configuration_for(row), cases_64)
         steps = trainer.num_epochs * trainer.num_iterations_per_epoch
         assert abs(steps - 3000) < trainer.num_iterations_per_epoch, name

@@ -35,11 +35,11 @@ def run(args, env: Dict[str, str], check: bool = True) -> subprocess.CompletedPr
 
 
 def train_and_predict(env: Dict[str, str], dataset_id: int, images: Path, out: Path,
-                      trainer: str = 'BoundaryTrainer_smoke') -> Path:
-    """Fold 0 of ``trainer`` (3d_fullres of nnUNetBoundaryPlans) through ``nnUNetv2_train`` on the CPU, then
+                      trainer: str = 'BoundaryTrainer_smoke', configuration: str = '3d_fullres') -> Path:
+    """Fold 0 of ``trainer`` (``configuration`` of nnUNetBoundaryPlans) through ``nnUNetv2_train`` on the CPU, then
     ``nnUNetv2_predict`` of the ``images`` folder with that fold into ``out``; returns ``out``."""
-    run(['nnUNetv2_train', dataset_id, '3d_fullres', 0, '-tr', trainer, '-p', PLANS_NAME, '-device', 'cpu'], env)
-    run(['nnUNetv2_predict', '-i', images, '-o', out, '-d', dataset_id, '-c', '3d_fullres', '-tr', trainer,
+    run(['nnUNetv2_train', dataset_id, configuration, 0, '-tr', trainer, '-p', PLANS_NAME, '-device', 'cpu'], env)
+    run(['nnUNetv2_predict', '-i', images, '-o', out, '-d', dataset_id, '-c', configuration, '-tr', trainer,
          '-p', PLANS_NAME, '-f', 0, '-device', 'cpu', '-npp', 1, '-nps', 1, '--disable_progress_bar'], env)
     return out
 

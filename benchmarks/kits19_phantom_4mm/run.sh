@@ -26,15 +26,16 @@ work_benchmark="$work/benchmark$suffix${patch_tag:+_$patch_tag}"
 baseline=BaselineTrainer_4mm$suffix
 # Default order: BoundaryTrainer with the paper's tumor-weighted sampler (its default when the benchmark began),
 # then the rows that tell the crop sampler, the boundary loss, the network and its width apart (the suspects
-# for its losses), with a second seed of each row validation chose (nnU-Net's crops, today's default; then the
-# same at the baseline's widths), the baseline's second seed, the supervision fixes on nnU-Net's crops, then the
-# sampler on the plain network, the fixes with the sampler one by one and the paper recipe.
+# for its losses), a second seed of the row validation chose (nnU-Net's crops, today's default), the baseline's
+# second seed, the boundary stream on nnU-Net's own network (the product's claim without the paper's network,
+# which loses to nnU-Net's), a second seed of the equal-width row, the supervision fixes on nnU-Net's crops, then
+# the sampler on the plain network, the fixes with the sampler one by one and the paper recipe.
 rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_nnUNetCrops BoundaryTrainer_4mm_architectureOnly
     BoundaryTrainer_4mm_nnUNetCrops_run2 BoundaryTrainer_4mm_equalWidths_nnUNetCrops BaselineTrainer_4mm_run2
-    BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2 BoundaryTrainer_4mm_nnUNetCrops_fixed
-    BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm BoundaryTrainer_4mm_fixed
-    BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges BoundaryTrainer_4mm_fullResBoundary
-    BoundaryTrainer_Paper_4mm"}
+    BoundaryTrainer_4mm_nnUNetNetwork BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2
+    BoundaryTrainer_4mm_nnUNetCrops_fixed BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm
+    BoundaryTrainer_4mm_fixed BoundaryTrainer_4mm_edgeFreeCrops BoundaryTrainer_4mm_pooledEdges
+    BoundaryTrainer_4mm_fullResBoundary BoundaryTrainer_Paper_4mm"}
 [ -n "${ROWS:-}" ] || rows=$(for row in $rows; do echo "$row$suffix"; done)   # STEPS=3000: the rows' 3,000-step variants
 done_rows="$baseline"
 for row in $rows; do

@@ -48,6 +48,8 @@ COMPONENTS = (
     ('boundary loss (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops', 'BoundaryTrainer_4mm_architectureOnly'),
     ('boundary network instead of nnU-Net\'s (no boundary loss, nnU-Net crops)',
      'BoundaryTrainer_4mm_architectureOnly', 'BaselineTrainer_4mm'),
+    ('boundary stream and loss on nnU-Net\'s network (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetNetwork',
+     'BaselineTrainer_4mm'),
     ('paper widths 16-128 instead of 32-256', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_equalWidths'),
     ('paper widths 16-128 instead of 32-256 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops',
      'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'),

@@ -6,6 +6,7 @@ from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.variants import NnUNetNetworkWithBoundaryStream
 
 
 def find_trainer_class(name: str) -> type:
@@ -22,9 +23,12 @@ def find_trainer_class(name: str) -> type:
 
 
 def configuration_for(trainer: type) -> str:
-    """Boundary trainers run ``3d_fullres`` (the boundary-aware network), every other trainer the
-    baseline configuration (nnU-Net's PlainConvUNet on the same preprocessed data)."""
-    return '3d_fullres' if issubclass(trainer, BoundaryTrainer) else BASELINE_CONFIGURATION
+    """Trainers of the boundary-aware network run ``3d_fullres``, every other trainer the baseline
+    configuration (nnU-Net's PlainConvUNet on the same preprocessed data; with the boundary stream for
+    :class:`~nnunet_boundary.training.variants.NnUNetNetworkWithBoundaryStream`)."""
+    if issubclass(trainer, BoundaryTrainer) and not issubclass(trainer, NnUNetNetworkWithBoundaryStream):
+        return '3d_fullres'
+    return BASELINE_CONFIGURATION
 
 
 def model_folder(results: Path, dataset_name: str, trainer_name: str, configuration: str) -> Path:

@@ -51,7 +51,7 @@ from typing import List, Sequence, Type, Union
 
 import numpy as np
 import torch
-from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
+from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim, maybe_convert_scalar_to_list
 from dynamic_network_architectures.building_blocks.residual import StackedResidualBlocks
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
@@ -117,6 +117,13 @@ def _residual_maps(stack: StackedResidualBlocks, size: Sequence[int]) -> np.int6
     return total
 
 
+def block_kwargs(encoder: nn.Module) -> dict:
+    """The residual blocks' convolution, norm and nonlinearity settings, read from an encoder with d-n-a's
+    interface (ours or d-n-a's ``PlainConvEncoder``), for the encoder's own blocks and the decoders'."""
+    return dict(conv_bias=encoder.conv_bias, norm_op=encoder.norm_op, norm_op_kwargs=encoder.norm_op_kwargs,
+                nonlin=encoder.nonlin, nonlin_kwargs=encoder.nonlin_kwargs)
+
+
 class _Upsample(nn.Module):
     """1x1x1 convolution to the target width, then (tri)linear upsampling by ``scale``."""
 
@@ -158,17 +165,12 @@ class SegResEncoder(nn.Module):
         self.stem = conv_op(input_channels, features[0], kernels[0], 1, [(k - 1) // 2 for k in kernels[0]],
                             bias=conv_bias)
         self.stages = nn.ModuleList(
-            StackedResidualBlocks(n, conv_op, f, f, k, 1, **self.block_kwargs())
+            StackedResidualBlocks(n, conv_op, f, f, k, 1, **block_kwargs(self))
             for n, f, k in zip(_per_level(n_blocks_per_stage, n_stages, 'n_blocks_per_stage'), features, kernels))
         self.downsamples = nn.ModuleList(
             conv_op(features[s - 1], features[s], kernels[s], self.strides[s], [(k - 1) // 2 for k in kernels[s]],
                     bias=conv_bias)
             for s in range(1, n_stages))
-
-    def block_kwargs(self) -> dict:
-        """The residual blocks' convolution, norm and nonlinearity settings, for the decoders too."""
-        return dict(conv_bias=self.conv_bias, norm_op=self.norm_op, norm_op_kwargs=self.norm_op_kwargs,
-                    nonlin=self.nonlin, nonlin_kwargs=self.nonlin_kwargs)
 
     def forward(self, x) -> List[torch.Tensor]:
         """Features of every level, full resolution first, bottom last."""
@@ -204,7 +206,7 @@ class AdditiveDecoder(nn.Module):
         self.upsamples = nn.ModuleList(_Upsample(conv_op, features[s + 1], features[s], encoder.strides[s + 1])
                                        for s in levels)
         self.blocks = nn.ModuleList(StackedResidualBlocks(1, conv_op, features[s], features[s],
-                                                          encoder.kernel_sizes[s], 1, **encoder.block_kwargs())
+                                                          encoder.kernel_sizes[s], 1, **block_kwargs(encoder))
                                     for s in levels)
 
     def forward(self, skips: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -224,20 +226,22 @@ class AdditiveDecoder(nn.Module):
 
 
 class BoundaryStream(nn.Module):
-    """Attention-driven boundary decoder (§3.2) built from ``encoder``: one attention gate per level
-    below the bottom, each with the encoder's nonlinearity."""
+    """Attention-driven boundary decoder (§3.2) built from ``encoder`` (:class:`SegResEncoder` or any encoder
+    with d-n-a's interface, such as ``PlainConvEncoder``): one attention gate per level below the bottom,
+    each with the encoder's nonlinearity."""
 
-    def __init__(self, encoder: SegResEncoder):
+    def __init__(self, encoder: nn.Module):
         super().__init__()
         features, conv_op, strides = encoder.output_channels, encoder.conv_op, encoder.strides
+        kernel_sizes = [maybe_convert_scalar_to_list(conv_op, k) for k in encoder.kernel_sizes]
         bottom = len(features) - 1
         self.strides = strides
         mode = {1: 'linear', 2: 'bilinear', 3: 'trilinear'}[convert_conv_op_to_dim(conv_op)]
         self.entry_upsample = nn.Upsample(scale_factor=tuple(float(s) for s in strides[bottom]), mode=mode,
                                           align_corners=False)
         self.entry = StackedResidualBlocks(1, conv_op, features[bottom] + features[bottom - 1], features[bottom - 1],
-                                           encoder.kernel_sizes[bottom - 1], 1, **encoder.block_kwargs())
-        self.gates = nn.ModuleList(AttentionGate(conv_op, features[s], features[s], encoder.kernel_sizes[s],
+                                           kernel_sizes[bottom - 1], 1, **block_kwargs(encoder))
+        self.gates = nn.ModuleList(AttentionGate(conv_op, features[s], features[s], kernel_sizes[s],
                                                  encoder.conv_bias, encoder.nonlin, encoder.nonlin_kwargs)
                                    for s in range(bottom))
         self.upsamples = nn.ModuleList(_Upsample(conv_op, features[s + 1], features[s], strides[s + 1])

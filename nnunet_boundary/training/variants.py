@@ -8,9 +8,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
+from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.network.onednn_convolution import onednn_conv_op_name
+from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
+from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
+
+PLAIN_CONV_UNET = 'dynamic_network_architectures.architectures.unet.PlainConvUNet'
+NNUNET_NETWORK_WITH_STREAM = f'{PlainConvUNetWithBoundaryStream.__module__}.{PlainConvUNetWithBoundaryStream.__name__}'
 
 
 class PaperCrops:
@@ -28,6 +34,30 @@ class SupervisionFixes:
 
     min_edge_fraction = 0.01
     edges_from_full_resolution = True
+
+
+class NnUNetNetworkWithBoundaryStream:
+    """Trainer mixin: the boundary stream and its loss on nnU-Net's own network -- the plans configuration's
+    ``PlainConvUNet`` (``3d_fullres_baseline`` of nnunet_boundary's plans, or ``3d_fullres`` of nnU-Net's
+    own) built as :class:`~nnunet_boundary.network.plain_conv_boundary_unet.PlainConvUNetWithBoundaryStream`
+    instead of the paper's SegResNet-style network; everything else is the trainer's."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
+        if configuration_manager.network_arch_class_name != PLAIN_CONV_UNET:
+            raise NnUNetBoundaryError(
+                f"this trainer adds the boundary stream to nnU-Net's {PLAIN_CONV_UNET}, but configuration of plans "
+                f"'{plans_manager.plans_name}' uses {configuration_manager.network_arch_class_name}: train "
+                f"configuration {BASELINE_CONFIGURATION} of nnUNetBoundaryPlans (or 3d_fullres of nnUNetPlans).")
+        return nnUNetTrainer.build_network_architecture(
+            plans_manager, with_arch_kwargs(configuration_manager, network_class_name=NNUNET_NETWORK_WITH_STREAM),
+            num_input_channels, num_output_channels, enable_deep_supervision)
+
+
+class BoundaryTrainer_nnUNetNetwork(NnUNetNetworkWithBoundaryStream, BoundaryTrainer):
+    """``BoundaryTrainer`` on nnU-Net's network: ``nnUNetv2_train D 3d_fullres_baseline F -tr
+    BoundaryTrainer_nnUNetNetwork -p nnUNetBoundaryPlans``."""
 
 
 class BoundaryTrainer_Paper(PaperCrops, BoundaryTrainer, nnUNetTrainerVanillaAdam):
@@ -133,6 +163,10 @@ class BoundaryTrainer_smoke(SmokeBudget, BoundaryTrainer):
 
 
 class BaselineTrainer_smoke(SmokeBudget, nnUNetTrainer):
+    pass
+
+
+class BoundaryTrainer_nnUNetNetwork_smoke(SmokeBudget, BoundaryTrainer_nnUNetNetwork):
     pass
 
 
@@ -252,6 +286,12 @@ class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2(BoundaryTrainer_4mm_equal
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork(Budget4mm, BoundaryTrainer_nnUNetNetwork):
+    """The boundary stream and its loss on the baseline's own network (PlainConvUNet 32-256, nnU-Net's crops):
+    against the baseline, what the stream adds to nnU-Net -- the product's claim, apart from the paper's
+    SegResNet-style network, which loses to nnU-Net's at its widths and at the baseline's alike."""
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -317,8 +357,16 @@ class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2_3000steps(Budget4mm3000,
     pass
 
 
-def with_arch_kwargs(configuration_manager: ConfigurationManager, **changes) -> ConfigurationManager:
-    """A copy of the configuration whose network kwargs carry ``changes`` (the plans stay untouched)."""
+class BoundaryTrainer_4mm_nnUNetNetwork_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork):
+    pass
+
+
+def with_arch_kwargs(configuration_manager: ConfigurationManager, network_class_name: str = None,
+                     **changes) -> ConfigurationManager:
+    """A copy of the configuration whose network kwargs carry ``changes`` and, if given, whose network class is
+    ``network_class_name`` (the plans stay untouched)."""
     configuration = copy.deepcopy(configuration_manager.configuration)
     configuration['architecture']['arch_kwargs'].update(changes)
+    if network_class_name is not None:
+        configuration['architecture']['network_class_name'] = network_class_name
     return ConfigurationManager(configuration)
