@@ -4,6 +4,7 @@ import copy
 import math
 
 import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
@@ -15,7 +16,7 @@ from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
-PLAIN_CONV_UNET = 'dynamic_network_architectures.architectures.unet.PlainConvUNet'
+PLAIN_CONV_UNET = f'{PlainConvUNet.__module__}.{PlainConvUNet.__name__}'
 NNUNET_NETWORK_WITH_STREAM = f'{PlainConvUNetWithBoundaryStream.__module__}.{PlainConvUNetWithBoundaryStream.__name__}'
 
 
@@ -47,8 +48,8 @@ class NnUNetNetworkWithBoundaryStream:
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
         if configuration_manager.network_arch_class_name != PLAIN_CONV_UNET:
             raise NnUNetBoundaryError(
-                f"this trainer adds the boundary stream to nnU-Net's {PLAIN_CONV_UNET}, but configuration of plans "
-                f"'{plans_manager.plans_name}' uses {configuration_manager.network_arch_class_name}: train "
+                f"this trainer adds the boundary stream to nnU-Net's {PLAIN_CONV_UNET}, but the configuration of "
+                f"plans '{plans_manager.plans_name}' uses {configuration_manager.network_arch_class_name}: train "
                 f"configuration {BASELINE_CONFIGURATION} of nnUNetBoundaryPlans (or 3d_fullres of nnUNetPlans).")
         return nnUNetTrainer.build_network_architecture(
             plans_manager, with_arch_kwargs(configuration_manager, network_class_name=NNUNET_NETWORK_WITH_STREAM),
