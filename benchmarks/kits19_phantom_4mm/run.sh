@@ -6,7 +6,9 @@
 # Every row trains fold 0 for the same 1,500 steps (Budget4mm). Rows run one after another, in ROWS order;
 # finished trainings, predictions and evaluations are skipped on a rerun, so the script resumes where it
 # stopped. After each row the analysis (paired bootstrap against the baseline, nnU-Net's postprocessing)
-# rewrites RESULTS.md, results.json and differences.png here.
+# rewrites RESULTS.md, results.json and differences.png here, and saves every run's per-case metrics in
+# runs.json here: runs saved there are not trained again, so a lost WORK_DIR (/tmp is cleared on reboot) costs
+# only the rows not yet saved.
 #   [ROWS="..."] [STEPS=3000] [PATCH=48] [KITS19_MASKS=../shared/kits19/data] \
 #       bash benchmarks/kits19_phantom_4mm/run.sh [WORK_DIR]
 # (default WORK_DIR /tmp/b4). STEPS=3000: the 3,000-step set-up (Budget4mm3000; every row's variant named
@@ -39,9 +41,13 @@ rows=${ROWS:-"BoundaryTrainer_4mm BoundaryTrainer_4mm_nnUNetCrops BoundaryTraine
 [ -n "${ROWS:-}" ] || rows=$(for row in $rows; do echo "$row$suffix"; done)   # STEPS=3000: the rows' 3,000-step variants
 done_rows="$baseline"
 for row in $rows; do
-    # results.json holds every row run so far; finished ones are only re-read. ROWS=$baseline: the baseline alone
+    # The baseline and the rows so far, less the runs saved in runs.json; the benchmark re-reads finished ones.
+    # ROWS=$baseline: the baseline alone
     [ "$row" = "$baseline" ] || done_rows="$done_rows $row"
-    nb benchmark -d $dataset --folds 0 --trainers $done_rows --out "$work_benchmark" --device cpu -np 2 --no-speed \
+    saved=$(python -m nnunet_boundary.benchmark.saved_runs "$results/runs.json")
+    to_run=$(for trainer in $done_rows; do grep -qx "$trainer" <<< "$saved" || echo "$trainer"; done)
+    [ -n "$to_run" ] || continue
+    nb benchmark -d $dataset --folds 0 --trainers $to_run --out "$work_benchmark" --device cpu -np 2 --no-speed \
         --settings single
     python -m nnunet_boundary.benchmark.ablation "$work_benchmark" --baseline $baseline --out "$results" \
         --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }${ROWS:+ROWS=\"$ROWS\" }bash benchmarks/kits19_phantom_4mm/run.sh" \

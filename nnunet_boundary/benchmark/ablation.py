@@ -2,7 +2,9 @@
 baseline on the held-out test cases, with and without nnU-Net's postprocessing, as paired per-case
 differences with 95 % bootstrap intervals; the final BoundaryTrainer chosen on fold-0 validation, never
 on the test cases. Reads what :func:`~nnunet_boundary.benchmark.run.run_benchmark` wrote (``results.json``,
-the test predictions) and the models in ``nnUNet_results``; writes ``results.json`` and ``RESULTS.md``.
+the test predictions) and the models in ``nnUNet_results``; writes ``results.json`` and ``RESULTS.md``, and
+keeps every run's per-case metrics in ``runs.json`` (:mod:`~nnunet_boundary.benchmark.saved_runs`), so runs
+whose work folder is gone still take part.
 
 Postprocessing is nnU-Net's standard pipeline: ``nnUNetv2_determine_postprocessing`` on the model's own
 fold-0 validation predictions, ``nnUNetv2_apply_postprocessing`` with the result on its test predictions.
@@ -27,6 +29,7 @@ from typing import Dict, List, Optional
 import SimpleITK as sitk
 
 from nnunet_boundary.atomic_files import write_json_atomically
+from nnunet_boundary.benchmark.saved_runs import dataset_fingerprint, load_runs, save_runs
 from nnunet_boundary.benchmark.statistics import compare
 from nnunet_boundary.benchmark.trainers import find_trainer_class, model_folder
 from nnunet_boundary.environment import with_trainer_dir
@@ -159,8 +162,9 @@ def boundary_supervised(trainer: str) -> bool:
 
 
 def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print) -> Dict[str, dict]:
-    """Per row: its runs' per-case test metrics without and with postprocessing, and validation Dice."""
-    rows: Dict[str, dict] = {}
+    """Per training run (trainer name): its per-case test metrics without and with postprocessing, its
+    validation Dice, the commit that trained it and its step budget."""
+    runs: Dict[str, dict] = {}
     labels = Path(env['nnUNet_raw']) / results['dataset'] / 'labelsTs'
     for r in results['rows']:
         if r['mode'] != 'single':
@@ -168,14 +172,25 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         predictions = benchmark / 'predictions' / r['trainer'] / 'single_fold_0'
         model = model_folder(Path(env['nnUNet_results']), results['dataset'], r['trainer'], r['configuration'])
         post = postprocessed_metrics(r['trainer'], model, predictions, results, env, log)
-        row = rows.setdefault(row_name(r['trainer']), {'runs': [], 'configuration': r['configuration'],
-                                                       'boundary_supervised': boundary_supervised(r['trainer'])})
-        row['runs'].append({'trainer': r['trainer'], 'per_case': with_far_tumor(r['per_case'], predictions, labels),
-                            'per_case_postprocessed': with_far_tumor(post and post['per_case'],
-                                                                     postprocessed_folder(predictions), labels),
-                            'validation_dice': validation_dice(model / 'fold_0'),
-                            'commit': training_commit(model / 'fold_0'),
-                            'steps': training_steps(model / 'fold_0')})
+        runs[r['trainer']] = {'configuration': r['configuration'],
+                              'boundary_supervised': boundary_supervised(r['trainer']),
+                              'per_case': with_far_tumor(r['per_case'], predictions, labels),
+                              'per_case_postprocessed': with_far_tumor(post and post['per_case'],
+                                                                       postprocessed_folder(predictions), labels),
+                              'validation_dice': validation_dice(model / 'fold_0'),
+                              'commit': training_commit(model / 'fold_0'),
+                              'steps': training_steps(model / 'fold_0')}
+    return runs
+
+
+def group_rows(runs: Dict[str, dict]) -> Dict[str, dict]:
+    """The runs grouped into rows (``X`` and ``X_run2`` are one row), each row's runs in name order (its
+    first run first)."""
+    rows: Dict[str, dict] = {}
+    for trainer, run in runs.items():
+        row = rows.setdefault(row_name(trainer), {'runs': [], 'configuration': run['configuration'],
+                                                  'boundary_supervised': run['boundary_supervised']})
+        row['runs'] = sorted(row['runs'] + [dict(run, trainer=trainer)], key=lambda r: r['trainer'])
     return rows
 
 
@@ -358,9 +373,15 @@ def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAN
     results = json.loads((benchmark / 'results.json').read_text())
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), Path(os.environ['nnUNet_preprocessed']),
                              Path(os.environ['nnUNet_results']))
-    rows = collect_runs(benchmark, results, env, log)
+    fingerprint = dataset_fingerprint(Path(env['nnUNet_raw']) / results['dataset'])
+    runs = {**load_runs(out / 'runs.json', results['dataset'], fingerprint),
+            **collect_runs(benchmark, results, env, log)}
+    out.mkdir(parents=True, exist_ok=True)
+    save_runs(out / 'runs.json', results['dataset'], fingerprint, runs)
+    rows = group_rows(runs)
     if baseline not in rows:
-        raise SystemExit(f"error: no finished row {baseline} in {benchmark / 'results.json'}")
+        raise SystemExit(f"error: no run of the baseline {baseline} in {benchmark / 'results.json'} or "
+                         f"{out / 'runs.json'} (the other runs are saved in the latter)")
     summaries = {name: summarize_row(row, rows[baseline]) for name, row in rows.items()}
     final = choose_final(summaries)
     analysis = {'dataset': results['dataset'], 'test_cases': results['test_cases'], 'baseline': baseline,
@@ -371,7 +392,6 @@ def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAN
         analysis['headline'] = headline(summaries, baseline, final, 'raw')
         if 'postprocessed' in summaries[final] and 'postprocessed' in summaries[baseline]:
             analysis['headline_postprocessed'] = headline(summaries, baseline, final, 'postprocessed')
-    out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(analysis, out / 'results.json')
     write_report(analysis, out)
     if len(summaries) > 1:
