@@ -293,6 +293,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork(Budget4mm, BoundaryTrainer_nnUNetNetwork
     SegResNet-style network, which loses to nnU-Net's at its widths and at the baseline's alike."""
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_run2(BoundaryTrainer_4mm_nnUNetNetwork):
+    pass
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -359,6 +363,10 @@ class BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2_3000steps(Budget4mm3000,
 
 
 class BoundaryTrainer_4mm_nnUNetNetwork_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_run2_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_run2):
     pass
 
 
