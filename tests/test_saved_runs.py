@@ -28,7 +28,7 @@ def test_the_fingerprint_follows_the_held_out_voxels_and_a_mismatch_is_refused(t
     _held_out_cases(tmp_path / 'a')
     _held_out_cases(tmp_path / 'b')
     _held_out_cases(tmp_path / 'c', tumor_voxel=(3, 3, 3))
-    a, b, c = (saved_runs.dataset_fingerprint(tmp_path / name) for name in 'abc')
+    a, b, c = (saved_runs.held_out_fingerprint(tmp_path / name) for name in 'abc')
     assert a == b != c
     runs = tmp_path / 'runs.json'
     saved_runs.save_runs(runs, 'Dataset915_KiTS19', a, {'Baseline': _run(0.0, boundary=False)})

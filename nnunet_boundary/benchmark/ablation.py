@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 import SimpleITK as sitk
 
 from nnunet_boundary.atomic_files import write_json_atomically
-from nnunet_boundary.benchmark.saved_runs import dataset_fingerprint, load_runs, save_runs
+from nnunet_boundary.benchmark.saved_runs import held_out_fingerprint, load_runs, save_runs
 from nnunet_boundary.benchmark.statistics import compare
 from nnunet_boundary.benchmark.trainers import find_trainer_class, model_folder
 from nnunet_boundary.environment import with_trainer_dir
@@ -373,7 +373,7 @@ def analyse(benchmark: Path, baseline: str, out: Path, command: str = RUN_COMMAN
     results = json.loads((benchmark / 'results.json').read_text())
     env = nnunet_environment(Path(os.environ['nnUNet_raw']), Path(os.environ['nnUNet_preprocessed']),
                              Path(os.environ['nnUNet_results']))
-    fingerprint = dataset_fingerprint(Path(env['nnUNet_raw']) / results['dataset'])
+    fingerprint = held_out_fingerprint(Path(env['nnUNet_raw']) / results['dataset'])
     runs = {**load_runs(out / 'runs.json', results['dataset'], fingerprint),
             **collect_runs(benchmark, results, env, log)}
     out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 benchmark's results outlive its work folder: the models and predictions stay in the work folder (gigabytes,
 never committed), the per-case metrics the paired comparisons need are committed with the report, marked with
 the commit that trained each run. A rerun in a fresh work folder trains only the rows ``runs.json`` lacks and
-pairs them with the saved ones case by case -- valid only on the very same held-out cases, which the dataset
-fingerprint checks (phantoms are generated deterministically, so a rebuilt dataset matches the saved one).
+pairs them with the saved ones case by case -- valid only on the very same held-out cases, which the
+held-out fingerprint checks (phantoms are generated deterministically, so a rebuilt dataset matches the saved one).
 
     python -m nnunet_boundary.benchmark.saved_runs RUNS_JSON   # the evaluated runs saved there, one per line
 """
@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from nnunet_boundary.atomic_files import write_json_atomically
 
 
-def dataset_fingerprint(raw_dataset: Path) -> str:
+def held_out_fingerprint(raw_dataset: Path) -> str:
     """SHA-256 (first 16 hex digits) over the held-out cases of an nnU-Net raw dataset: every file name in
     ``imagesTs`` and ``labelsTs`` with its voxels and geometry (not its compressed bytes, which carry no
     meaning of their own)."""
