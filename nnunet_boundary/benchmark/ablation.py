@@ -190,7 +190,9 @@ def group_rows(runs: Dict[str, dict]) -> Dict[str, dict]:
     for trainer, run in runs.items():
         row = rows.setdefault(row_name(trainer), {'runs': [], 'configuration': run['configuration'],
                                                   'boundary_supervised': run['boundary_supervised']})
-        row['runs'] = sorted(row['runs'] + [dict(run, trainer=trainer)], key=lambda r: r['trainer'])
+        row['runs'].append(dict(run, trainer=trainer))
+    for row in rows.values():
+        row['runs'].sort(key=lambda r: r['trainer'])
     return rows
 
 
