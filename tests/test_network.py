@@ -315,3 +315,27 @@ def test_nnunet_network_with_stream_keeps_the_output_contract_across_modes():
     with torch.no_grad():
         torch.testing.assert_close(inference.eval()(x), trained.eval()(x)[0])
     assert any(isinstance(m, OneDNNConv3d) for m in trained.modules())
+
+
+def test_nnunet_network_with_edge_heads_computes_plainconvunet_and_trains_its_features_through_the_edges():
+    """Its region logits are PlainConvUNet's (same parameters, every scale, training and inference mode); the
+    edge logits come at the same scales, and a loss on them reaches the shared encoder but no region head."""
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    from nnunet_boundary.network.plain_conv_edge_heads import PlainConvUNetWithEdgeHeads
+    with_edges = PlainConvUNetWithEdgeHeads(**_plain_kwargs(), deep_supervision=True)
+    plain = PlainConvUNet(**_plain_kwargs(), deep_supervision=True)
+    plain.load_state_dict({k.replace('.region.', '.'): v for k, v in with_edges.state_dict().items()
+                           if '.edge.' not in k}, strict=True)
+    x = torch.randn(2, 1, 16, 16, 16)
+    out = with_edges(x)
+    assert isinstance(out, BoundaryAwareOutput)
+    assert [o.shape for o in out] == [b.shape for b in out.boundary] == [(2, 2, 16, 16, 16), (2, 2, 8, 8, 8)]
+    with torch.no_grad():
+        for regions, reference in zip(out, plain(x)):
+            torch.testing.assert_close(regions, reference)
+        with_edges.decoder.deep_supervision = plain.decoder.deep_supervision = False
+        torch.testing.assert_close(with_edges(x), plain(x))
+    out.boundary[0].square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in with_edges.encoder.parameters())
+    assert all(head.region.weight.grad is None for head in with_edges.decoder.seg_layers)
+    assert any(isinstance(m, OneDNNConv3d) for m in with_edges.modules())

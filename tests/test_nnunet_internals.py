@@ -164,3 +164,26 @@ def test_plain_conv_unet_exposes_the_encoder_and_decoder_the_boundary_stream_rea
     shapes = [tuple(o.shape[2:]) for o in network.decoder(skips)]
     assert shapes == [(16, 16, 16), (8, 8, 8)], f"UNetDecoder's outputs are no longer full resolution first " \
                                                 f"({SEE}'PlainConvUNet')"
+
+
+def test_unet_decoder_passes_on_what_its_segmentation_heads_return():
+    """PlainConvUNetWithEdgeHeads replaces each of UNetDecoder's ``seg_layers`` by a head returning (regions,
+    edges); the decoder must call ``seg_layers[s]`` on stage s's features and return the results unchanged."""
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    from test_network import _plain_kwargs
+
+    class Marker(torch.nn.Module):
+        def __init__(self, stage: int):
+            super().__init__()
+            self.stage = stage
+
+        def forward(self, features):
+            return self.stage, tuple(features.shape[2:])
+
+    network = PlainConvUNet(**_plain_kwargs(), deep_supervision=True)
+    network.decoder.seg_layers = torch.nn.ModuleList(Marker(s) for s in range(len(network.decoder.seg_layers)))
+    skips = network.encoder(torch.randn(1, 1, 16, 16, 16))
+    message = f"UNetDecoder no longer returns its seg_layers' outputs as they are ({SEE}'PlainConvUNet')"
+    assert network.decoder(skips) == [(1, (16, 16, 16)), (0, (8, 8, 8))], message
+    network.decoder.deep_supervision = False
+    assert network.decoder(skips) == (1, (16, 16, 16)), message

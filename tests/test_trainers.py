@@ -93,19 +93,24 @@ def test_boundary_trainer_refuses_plans_without_the_boundary_network(plans):
         make(BoundaryTrainer, plans, '3d_fullres_baseline')
 
 
-def test_nnunet_network_trainer_adds_the_stream_to_the_baseline_configuration_and_trains_it(plans):
-    from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
-    from nnunet_boundary.training.variants import BoundaryTrainer_nnUNetNetwork
-    trainer = make(BoundaryTrainer_nnUNetNetwork, plans, '3d_fullres_baseline')
+@pytest.mark.parametrize('trainer_name, network_name', [
+    ('BoundaryTrainer_nnUNetNetwork', 'PlainConvUNetWithBoundaryStream'),
+    ('BoundaryTrainer_nnUNetNetwork_noStream', 'PlainConvUNetWithEdgeHeads')])
+def test_nnunet_network_trainers_build_on_the_baseline_configuration_and_supervise_edges(plans, trainer_name,
+                                                                                        network_name):
+    from nnunet_boundary.training import variants
+    trainer_class = getattr(variants, trainer_name)
+    trainer = make(trainer_class, plans, '3d_fullres_baseline')
     baseline = make(BaselineTrainer_smoke, plans, '3d_fullres_baseline')
-    assert isinstance(trainer.network, PlainConvUNetWithBoundaryStream)
+    assert type(trainer.network).__name__ == network_name
     assert trainer.network.encoder.output_channels == baseline.network.encoder.output_channels
     assert isinstance(trainer.loss, BoundaryAwareLoss)
     patch = trainer.configuration_manager.patch_size
-    trainer.loss(trainer.network(torch.randn(2, 1, *patch)), fake_targets(trainer)).backward()
-    assert trainer.network.boundary_heads[0].weight.grad.abs().sum() > 0
+    out = trainer.network(torch.randn(2, 1, *patch))
+    full_resolution_edges_grad, = torch.autograd.grad(trainer.loss(out, fake_targets(trainer)), out.boundary[0])
+    assert full_resolution_edges_grad.abs().sum() > 0
     with pytest.raises(NnUNetBoundaryError, match='3d_fullres_baseline of nnUNetBoundaryPlans'):
-        make(BoundaryTrainer_nnUNetNetwork, plans, '3d_fullres')
+        make(trainer_class, plans, '3d_fullres')
 
 
 def test_boundary_trainer_refuses_a_dataset_without_regions(plans):

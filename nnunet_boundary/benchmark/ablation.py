@@ -53,6 +53,10 @@ COMPONENTS = (
      'BoundaryTrainer_4mm_architectureOnly', 'BaselineTrainer_4mm'),
     ('boundary stream and loss on nnU-Net\'s network (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetNetwork',
      'BaselineTrainer_4mm'),
+    ('boundary loss without the stream on nnU-Net\'s network (edge heads)',
+     'BoundaryTrainer_4mm_nnUNetNetwork_noStream', 'BaselineTrainer_4mm'),
+    ('boundary stream on nnU-Net\'s network (boundary loss in both)', 'BoundaryTrainer_4mm_nnUNetNetwork',
+     'BoundaryTrainer_4mm_nnUNetNetwork_noStream'),
     ('paper widths 16-128 instead of 32-256', 'BoundaryTrainer_4mm', 'BoundaryTrainer_4mm_equalWidths'),
     ('paper widths 16-128 instead of 32-256 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops',
      'BoundaryTrainer_4mm_equalWidths_nnUNetCrops'),
@@ -155,7 +159,7 @@ def training_steps(fold: Path) -> Optional[int]:
 
 
 def boundary_supervised(trainer: str) -> bool:
-    """Whether ``trainer`` trains the boundary stream (a :class:`BoundaryTrainer` with a boundary loss):
+    """Whether ``trainer`` trains with the boundary loss (a :class:`BoundaryTrainer` with a boundary loss weight):
     only such rows can be the final BoundaryTrainer; the architecture-only row (weight 0) cannot."""
     trainer_class = find_trainer_class(trainer)
     return issubclass(trainer_class, BoundaryTrainer) and trainer_class.boundary_loss_weight > 0

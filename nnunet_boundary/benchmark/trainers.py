@@ -6,7 +6,7 @@ from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
-from nnunet_boundary.training.variants import NnUNetNetworkWithBoundaryStream
+from nnunet_boundary.training.variants import OnNnUNetNetwork
 
 
 def find_trainer_class(name: str) -> type:
@@ -24,9 +24,9 @@ def find_trainer_class(name: str) -> type:
 
 def configuration_for(trainer: type) -> str:
     """Trainers of the boundary-aware network run ``3d_fullres``, every other trainer the baseline
-    configuration (nnU-Net's PlainConvUNet on the same preprocessed data; with the boundary stream for
-    :class:`~nnunet_boundary.training.variants.NnUNetNetworkWithBoundaryStream`)."""
-    if issubclass(trainer, BoundaryTrainer) and not issubclass(trainer, NnUNetNetworkWithBoundaryStream):
+    configuration (nnU-Net's PlainConvUNet on the same preprocessed data; with the boundary stream or edge
+    heads for :class:`~nnunet_boundary.training.variants.OnNnUNetNetwork`)."""
+    if issubclass(trainer, BoundaryTrainer) and not issubclass(trainer, OnNnUNetNetwork):
         return '3d_fullres'
     return BASELINE_CONFIGURATION
 

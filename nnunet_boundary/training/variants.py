@@ -12,12 +12,12 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.network.onednn_convolution import onednn_conv_op_name
 from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
+from nnunet_boundary.network.plain_conv_edge_heads import PlainConvUNetWithEdgeHeads
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
 PLAIN_CONV_UNET = f'{PlainConvUNet.__module__}.{PlainConvUNet.__name__}'
-NNUNET_NETWORK_WITH_STREAM = f'{PlainConvUNetWithBoundaryStream.__module__}.{PlainConvUNetWithBoundaryStream.__name__}'
 
 
 class PaperCrops:
@@ -37,28 +37,54 @@ class SupervisionFixes:
     edges_from_full_resolution = True
 
 
-class NnUNetNetworkWithBoundaryStream:
-    """Trainer mixin: the boundary stream and its loss on nnU-Net's own network -- the plans configuration's
-    ``PlainConvUNet`` (``3d_fullres_baseline`` of nnunet_boundary's plans, or ``3d_fullres`` of nnU-Net's
-    own) built as :class:`~nnunet_boundary.network.plain_conv_boundary_unet.PlainConvUNetWithBoundaryStream`
-    instead of the paper's SegResNet-style network; everything else is the trainer's."""
+class OnNnUNetNetwork:
+    """Trainer mixin: ``network_class``, a subclass of nnU-Net's ``PlainConvUNet``, built by nnU-Net from the
+    plans configuration's own ``PlainConvUNet`` kwargs (``3d_fullres_baseline`` of nnunet_boundary's plans, or
+    ``3d_fullres`` of nnU-Net's own) instead of the paper's SegResNet-style network; everything else is the
+    trainer's. A configuration with another network is refused."""
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
+    network_class: type  #: set by each subclass
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> torch.nn.Module:
         if configuration_manager.network_arch_class_name != PLAIN_CONV_UNET:
             raise NnUNetBoundaryError(
-                f"this trainer adds the boundary stream to nnU-Net's {PLAIN_CONV_UNET}, but the configuration of "
-                f"plans '{plans_manager.plans_name}' uses {configuration_manager.network_arch_class_name}: train "
-                f"configuration {BASELINE_CONFIGURATION} of nnUNetBoundaryPlans (or 3d_fullres of nnUNetPlans).")
+                f"this trainer builds {cls.network_class.__name__} on nnU-Net's {PLAIN_CONV_UNET}, but the "
+                f"configuration of plans '{plans_manager.plans_name}' uses "
+                f"{configuration_manager.network_arch_class_name}: train configuration {BASELINE_CONFIGURATION} "
+                f"of nnUNetBoundaryPlans (or 3d_fullres of nnUNetPlans).")
+        network_class_name = f'{cls.network_class.__module__}.{cls.network_class.__name__}'
         return nnUNetTrainer.build_network_architecture(
-            plans_manager, with_arch_kwargs(configuration_manager, network_class_name=NNUNET_NETWORK_WITH_STREAM),
+            plans_manager, with_arch_kwargs(configuration_manager, network_class_name=network_class_name),
             num_input_channels, num_output_channels, enable_deep_supervision)
+
+
+class NnUNetNetworkWithBoundaryStream(OnNnUNetNetwork):
+    """Trainer mixin: the boundary stream and its loss on nnU-Net's own network
+    (:class:`~nnunet_boundary.network.plain_conv_boundary_unet.PlainConvUNetWithBoundaryStream`)."""
+
+    network_class = PlainConvUNetWithBoundaryStream
+
+
+class NnUNetNetworkWithEdgeHeads(OnNnUNetNetwork):
+    """Trainer mixin: the boundary loss without the boundary stream, on nnU-Net's own network
+    (:class:`~nnunet_boundary.network.plain_conv_edge_heads.PlainConvUNetWithEdgeHeads`: an edge head beside
+    each segmentation head)."""
+
+    network_class = PlainConvUNetWithEdgeHeads
 
 
 class BoundaryTrainer_nnUNetNetwork(NnUNetNetworkWithBoundaryStream, BoundaryTrainer):
     """``BoundaryTrainer`` on nnU-Net's network: ``nnUNetv2_train D 3d_fullres_baseline F -tr
     BoundaryTrainer_nnUNetNetwork -p nnUNetBoundaryPlans``."""
+
+
+class BoundaryTrainer_nnUNetNetwork_noStream(NnUNetNetworkWithEdgeHeads, BoundaryTrainer):
+    """The boundary loss on nnU-Net's network without the boundary stream (the ablation that separates the
+    loss from the stream): ``nnUNetv2_train D 3d_fullres_baseline F -tr BoundaryTrainer_nnUNetNetwork_noStream
+    -p nnUNetBoundaryPlans``."""
 
 
 class BoundaryTrainer_Paper(PaperCrops, BoundaryTrainer, nnUNetTrainerVanillaAdam):
@@ -297,6 +323,11 @@ class BoundaryTrainer_4mm_nnUNetNetwork_run2(BoundaryTrainer_4mm_nnUNetNetwork):
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream(Budget4mm, BoundaryTrainer_nnUNetNetwork_noStream):
+    """The boundary loss on the baseline's own network without the stream: against the baseline, what the loss
+    alone does to nnU-Net's features; against ``…_nnUNetNetwork``, what the stream adds."""
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -367,6 +398,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork_3000steps(Budget4mm3000, BoundaryTrainer
 
 
 class BoundaryTrainer_4mm_nnUNetNetwork_run2_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
     pass
 
 

@@ -1,0 +1,62 @@
+"""nnU-Net's own network trained with the paper's boundary loss but without its boundary stream.
+
+Myronenko A., Hatamizadeh A. "3D Kidneys and Kidney Tumor Semantic Segmentation using
+Boundary-Aware Networks", KiTS19 challenge, arXiv:1909.06684 (2019), supervise region edges (§3.3: edge
+Dice + beta-weighted BCE) through a separate, attention-gated boundary stream (§3.2). This network keeps the
+loss and drops the stream: every decoder stage of dynamic-network-architectures' ``PlainConvUNet`` gets, next
+to its own segmentation head, a 1x1x1 edge head on the same features, so the edge loss can only act through
+the features the regions are predicted from. It is the ablation that separates the two: against
+:class:`~nnunet_boundary.network.plain_conv_boundary_unet.PlainConvUNetWithBoundaryStream` it measures what
+the stream adds, against ``PlainConvUNet`` what the edge loss alone does.
+
+The region logits are ``PlainConvUNet``'s, computed by its own modules (the same parameters under
+``decoder.seg_layers.<s>.region``); output contract, deep-supervision switch and oneDNN convolutions on the
+CPU are :class:`~nnunet_boundary.network.boundary_aware_unet.BoundaryAwareUNet`'s.
+"""
+from typing import Tuple, Union
+
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+from torch import nn
+
+from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
+from nnunet_boundary.network.onednn_convolution import onednn_conv_op
+
+
+class RegionAndEdgeHead(nn.Module):
+    """A decoder stage's segmentation head (``region``, d-n-a's) and an edge head (``edge``) on the same
+    features; returns both logits, so d-n-a's decoder passes them on at every deep-supervision scale."""
+
+    def __init__(self, region: nn.Module, edge: nn.Module):
+        super().__init__()
+        self.region, self.edge = region, edge
+
+    def forward(self, features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.region(features), self.edge(features)
+
+
+class PlainConvUNetWithEdgeHeads(PlainConvUNet):
+    """``PlainConvUNet`` (its constructor kwargs, as nnU-Net's plans give them) with one edge head per decoder
+    stage; see the module docstring.
+
+    Args:
+        As d-n-a's ``PlainConvUNet``; ``conv_op`` ``nn.Conv3d`` is built as
+        :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`, and ``num_classes`` is the number
+        of nested regions, one region and one edge channel each.
+    """
+
+    def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op, kernel_sizes, strides,
+                 n_conv_per_stage, num_classes: int, n_conv_per_stage_decoder, **kwargs):
+        super().__init__(input_channels, n_stages, features_per_stage, onednn_conv_op(conv_op), kernel_sizes, strides,
+                         n_conv_per_stage, num_classes, n_conv_per_stage_decoder, **kwargs)
+        conv_op = self.encoder.conv_op
+        self.decoder.seg_layers = nn.ModuleList(
+            RegionAndEdgeHead(head, conv_op(head.in_channels, num_classes, 1, 1, 0, bias=True))
+            for head in self.decoder.seg_layers)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, BoundaryAwareOutput]:
+        outputs = self.decoder(self.encoder(x))  # (region, edge) per scale, full resolution first, or one pair
+        if not self.decoder.deep_supervision:
+            return outputs[0]
+        regions, edges = zip(*outputs)
+        return BoundaryAwareOutput(list(regions), list(edges))
