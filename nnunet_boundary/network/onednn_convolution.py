@@ -25,6 +25,7 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import Tensor, nn
 
 
@@ -94,3 +95,12 @@ ONEDNN_CONV3D = f'{OneDNNConv3d.__module__}.{OneDNNConv3d.__name__}'
 def onednn_conv_op_name(conv_op: str) -> str:
     """The plans' name of :class:`OneDNNConv3d` for torch's Conv3d, any other ``conv_op`` name unchanged."""
     return ONEDNN_CONV3D if conv_op in ('torch.nn.modules.conv.Conv3d', 'torch.nn.Conv3d') else conv_op
+
+
+class OneDNNPlainConvUNet(PlainConvUNet):
+    """dynamic-network-architectures' ``PlainConvUNet`` from the same constructor kwargs (as nnU-Net's plans give
+    them), with ``conv_op`` ``nn.Conv3d`` built as :class:`OneDNNConv3d`: numerically the same network. The base
+    of our networks on nnU-Net's own."""
+
+    def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op: type, *args, **kwargs):
+        super().__init__(input_channels, n_stages, features_per_stage, onednn_conv_op(conv_op), *args, **kwargs)

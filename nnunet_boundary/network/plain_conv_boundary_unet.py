@@ -20,29 +20,26 @@ convolutions on the CPU are :class:`BoundaryAwareUNet`'s.
 from typing import Union
 
 import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput, BoundaryStream
-from nnunet_boundary.network.onednn_convolution import onednn_conv_op
+from nnunet_boundary.network.onednn_convolution import OneDNNPlainConvUNet
 
 
-class PlainConvUNetWithBoundaryStream(PlainConvUNet):
+class PlainConvUNetWithBoundaryStream(OneDNNPlainConvUNet):
     """``PlainConvUNet`` (its constructor kwargs, as nnU-Net's plans give them) plus the boundary stream;
     see the module docstring.
 
     Args:
-        As d-n-a's ``PlainConvUNet``; ``conv_op`` ``nn.Conv3d`` is built as
-        :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`, and ``num_classes`` is the number
-        of nested regions, one region and one boundary channel each.
+        As :class:`~nnunet_boundary.network.onednn_convolution.OneDNNPlainConvUNet` (d-n-a's ``PlainConvUNet``);
+        ``num_classes`` is the number of nested regions, one region and one boundary channel each.
     """
 
-    def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op, kernel_sizes, strides,
-                 n_conv_per_stage, num_classes: int, n_conv_per_stage_decoder, **kwargs):
-        super().__init__(input_channels, n_stages, features_per_stage, onednn_conv_op(conv_op), kernel_sizes, strides,
-                         n_conv_per_stage, num_classes, n_conv_per_stage_decoder, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.boundary_stream = BoundaryStream(self.encoder)
         features, conv_op = self.encoder.output_channels[:-1], self.encoder.conv_op
+        num_classes = self.decoder.num_classes
         self.stream_region_heads = nn.ModuleList(conv_op(f, num_classes, 1, 1, 0, bias=False) for f in features)
         self.boundary_heads = nn.ModuleList(conv_op(f, num_classes, 1, 1, 0, bias=True) for f in features)
 

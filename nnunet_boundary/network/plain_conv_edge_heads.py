@@ -16,11 +16,10 @@ CPU are :class:`~nnunet_boundary.network.boundary_aware_unet.BoundaryAwareUNet`'
 from typing import Tuple, Union
 
 import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareOutput
-from nnunet_boundary.network.onednn_convolution import onednn_conv_op
+from nnunet_boundary.network.onednn_convolution import OneDNNPlainConvUNet
 
 
 class RegionAndEdgeHead(nn.Module):
@@ -35,21 +34,18 @@ class RegionAndEdgeHead(nn.Module):
         return self.region(features), self.edge(features)
 
 
-class PlainConvUNetWithEdgeHeads(PlainConvUNet):
+class PlainConvUNetWithEdgeHeads(OneDNNPlainConvUNet):
     """``PlainConvUNet`` (its constructor kwargs, as nnU-Net's plans give them) with one edge head per decoder
     stage; see the module docstring.
 
     Args:
-        As d-n-a's ``PlainConvUNet``; ``conv_op`` ``nn.Conv3d`` is built as
-        :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`, and ``num_classes`` is the number
-        of nested regions, one region and one edge channel each.
+        As :class:`~nnunet_boundary.network.onednn_convolution.OneDNNPlainConvUNet` (d-n-a's ``PlainConvUNet``);
+        ``num_classes`` is the number of nested regions, one region and one edge channel each.
     """
 
-    def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op, kernel_sizes, strides,
-                 n_conv_per_stage, num_classes: int, n_conv_per_stage_decoder, **kwargs):
-        super().__init__(input_channels, n_stages, features_per_stage, onednn_conv_op(conv_op), kernel_sizes, strides,
-                         n_conv_per_stage, num_classes, n_conv_per_stage_decoder, **kwargs)
-        conv_op = self.encoder.conv_op
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        conv_op, num_classes = self.encoder.conv_op, self.decoder.num_classes
         self.decoder.seg_layers = nn.ModuleList(
             RegionAndEdgeHead(head, conv_op(head.in_channels, num_classes, 1, 1, 0, bias=True))
             for head in self.decoder.seg_layers)
