@@ -158,8 +158,8 @@ def test_plain_conv_unet_exposes_the_encoder_and_decoder_the_boundary_stream_rea
     attributes = ('output_channels', 'strides', 'kernel_sizes', 'conv_op', 'conv_bias', 'norm_op', 'norm_op_kwargs',
                   'nonlin', 'nonlin_kwargs')
     missing = [a for a in attributes if not hasattr(network.encoder, a)]
-    assert not missing and network.encoder.return_skips and network.decoder.num_classes == 2, f"PlainConvUNet's encoder changed: {missing} ({SEE}" \
-                                                         f"'PlainConvUNet')"
+    assert not missing and network.encoder.return_skips and network.decoder.num_classes == 2, \
+        f"PlainConvUNet's encoder or decoder changed: {missing} ({SEE}'PlainConvUNet')"
     skips = network.encoder(torch.randn(1, 1, 16, 16, 16))
     shapes = [tuple(o.shape[2:]) for o in network.decoder(skips)]
     assert shapes == [(16, 16, 16), (8, 8, 8)], f"UNetDecoder's outputs are no longer full resolution first " \

@@ -35,7 +35,8 @@ baseline=BaselineTrainer_4mm$suffix
 # supervision fixes on nnU-Net's crops, the sampler on the plain network, the fixes with the sampler one by one
 # and the paper recipe.
 rows=${ROWS:-"BoundaryTrainer_4mm_nnUNetNetwork BoundaryTrainer_4mm_nnUNetNetwork_run2 BaselineTrainer_4mm_run2
-    BoundaryTrainer_4mm_nnUNetNetwork_noStream BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_nnUNetCrops BoundaryTrainer_4mm
+    BoundaryTrainer_4mm_nnUNetNetwork_noStream BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_nnUNetCrops
+    BoundaryTrainer_4mm
     BoundaryTrainer_4mm_equalWidths_nnUNetCrops BoundaryTrainer_4mm_nnUNetCrops_run2
     BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2 BoundaryTrainer_4mm_nnUNetCrops_fixed
     BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm BoundaryTrainer_4mm_fixed
