@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import Tensor, nn
 
+from nnunet_boundary.class_paths import class_path
+
 
 @torch.library.custom_op('nnunet_boundary::mkldnn_convolution', mutates_args=())
 def traceable_mkldnn_convolution(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: List[int],
@@ -89,7 +91,7 @@ def onednn_conv_op(conv_op: type) -> type:
     return OneDNNConv3d if conv_op is nn.Conv3d else conv_op
 
 
-ONEDNN_CONV3D = f'{OneDNNConv3d.__module__}.{OneDNNConv3d.__name__}'
+ONEDNN_CONV3D = class_path(OneDNNConv3d)
 
 
 def onednn_conv_op_name(conv_op: str) -> str:

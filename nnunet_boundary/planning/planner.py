@@ -36,13 +36,13 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 
 from nnunet_boundary.atomic_files import write_json_atomically
+from nnunet_boundary.class_paths import class_path
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.network.activation_memory import training_memory_bytes
 from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareUNet
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION, PLANS_NAME
 
 GIB = 2 ** 30
-BOUNDARY_NETWORK = f'{BoundaryAwareUNet.__module__}.{BoundaryAwareUNet.__name__}'
 
 
 def build_network(architecture: dict, input_channels: int, num_classes: int) -> torch.nn.Module:
@@ -112,7 +112,7 @@ class BoundaryPlanner(ExperimentPlanner):
         n_stages = kwargs['n_stages']
         cap = self.UNet_max_features_2d if len(kwargs['strides'][0]) == 2 else self.UNet_max_features_3d
         return {
-            'network_class_name': BOUNDARY_NETWORK,
+            'network_class_name': class_path(BoundaryAwareUNet),
             'arch_kwargs': {
                 'n_stages': n_stages,
                 'features_per_stage': [min(self.boundary_base_features * 2 ** i, cap) for i in range(n_stages)],

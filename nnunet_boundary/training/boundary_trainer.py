@@ -46,6 +46,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunet_boundary.atomic_files import partial_path
+from nnunet_boundary.class_paths import class_path
 from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.losses.boundary_aware_loss import BoundaryAwareLoss
 from nnunet_boundary.losses.boundary_loss import BoundaryLoss
@@ -53,7 +54,16 @@ from nnunet_boundary.network.boundary_aware_unet import BoundaryAwareUNet
 from nnunet_boundary.training.seeding import SEED_VARIABLE, seed_from_environment
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
-BOUNDARY_NETWORK = f'{BoundaryAwareUNet.__module__}.{BoundaryAwareUNet.__name__}'
+BOUNDARY_NETWORK = class_path(BoundaryAwareUNet)
+
+
+def require_network(plans_manager: PlansManager, configuration_manager: ConfigurationManager, network: str,
+                    trainer: str, remedy: str) -> None:
+    """Refuse, in one line that says what to do, a configuration whose network is not ``network``."""
+    if configuration_manager.network_arch_class_name != network:
+        raise NnUNetBoundaryError(
+            f"{trainer} needs plans whose network is {network}, but plans '{plans_manager.plans_name}' use "
+            f"{configuration_manager.network_arch_class_name}: {remedy}")
 
 
 class BoundaryTrainer(TumorWeightedSampling, nnUNetTrainer):
@@ -76,12 +86,9 @@ class BoundaryTrainer(TumorWeightedSampling, nnUNetTrainer):
                                    num_input_channels: int,
                                    num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> torch.nn.Module:
-        if configuration_manager.network_arch_class_name != BOUNDARY_NETWORK:
-            raise NnUNetBoundaryError(
-                f"BoundaryTrainer needs plans whose network is {BOUNDARY_NETWORK}, but plans "
-                f"'{plans_manager.plans_name}' use {configuration_manager.network_arch_class_name}. "
-                f"Create them with `nnunet_boundary_plan_and_preprocess -d ID` and train with "
-                f"`-p nnUNetBoundaryPlans` (configuration 3d_fullres).")
+        require_network(plans_manager, configuration_manager, BOUNDARY_NETWORK, 'BoundaryTrainer',
+                        "create them with `nnunet_boundary_plan_and_preprocess -d ID` and train with "
+                        "`-p nnUNetBoundaryPlans` (configuration 3d_fullres).")
         return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
 

@@ -9,15 +9,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerVanillaAdam
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnunet_boundary.errors import NnUNetBoundaryError
+from nnunet_boundary.class_paths import class_path
 from nnunet_boundary.network.onednn_convolution import onednn_conv_op_name
 from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
 from nnunet_boundary.network.plain_conv_edge_heads import PlainConvUNetWithEdgeHeads
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION
-from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.boundary_trainer import BoundaryTrainer, require_network
 from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
-PLAIN_CONV_UNET = f'{PlainConvUNet.__module__}.{PlainConvUNet.__name__}'
+PLAIN_CONV_UNET = class_path(PlainConvUNet)
 
 
 class PaperCrops:
@@ -49,15 +49,11 @@ class OnNnUNetNetwork:
     def build_network_architecture(cls, plans_manager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> torch.nn.Module:
-        if configuration_manager.network_arch_class_name != PLAIN_CONV_UNET:
-            raise NnUNetBoundaryError(
-                f"this trainer builds {cls.network_class.__name__} on nnU-Net's {PLAIN_CONV_UNET}, but the "
-                f"configuration of plans '{plans_manager.plans_name}' uses "
-                f"{configuration_manager.network_arch_class_name}: train configuration {BASELINE_CONFIGURATION} "
-                f"of nnUNetBoundaryPlans (or 3d_fullres of nnUNetPlans).")
-        network_class_name = f'{cls.network_class.__module__}.{cls.network_class.__name__}'
+        require_network(plans_manager, configuration_manager, PLAIN_CONV_UNET, cls.network_class.__name__,
+                        f"train configuration {BASELINE_CONFIGURATION} of nnUNetBoundaryPlans (or 3d_fullres of "
+                        f"nnUNetPlans).")
         return nnUNetTrainer.build_network_architecture(
-            plans_manager, with_arch_kwargs(configuration_manager, network_class_name=network_class_name),
+            plans_manager, with_arch_kwargs(configuration_manager, network_class_name=class_path(cls.network_class)),
             num_input_channels, num_output_channels, enable_deep_supervision)
 
 
