@@ -169,18 +169,22 @@ def test_benchmark_4mm_rows_share_one_budget(plans):
 
 
 def test_onednn_baseline_is_nnunets_network_with_the_same_values(plans):
-    """The ablation benchmark's baselines: nnU-Net's PlainConvUNet, same parameters and outputs, oneDNN kernels."""
+    """The ablation benchmark's baselines: nnU-Net's PlainConvUNet, same parameters and outputs, oneDNN kernels;
+    refused on a configuration whose network is not nnU-Net's."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunet_boundary.network.onednn_convolution import OneDNNConv3d
     trainer = BaselineTrainer_4mm(dict(plans, continue_training=False), '3d_fullres_baseline', 0, DATASET_JSON,
                                   device=torch.device('cpu'))
     args = (trainer.plans_manager, trainer.configuration_manager, 1, 2, False)
     fast, stock = trainer.build_network_architecture(*args), nnUNetTrainer.build_network_architecture(*args)
-    assert type(fast) is type(stock) and any(isinstance(m, OneDNNConv3d) for m in fast.modules())
+    assert isinstance(fast, type(stock)) and any(isinstance(m, OneDNNConv3d) for m in fast.modules())
     fast.load_state_dict(stock.state_dict(), strict=True)
     x = torch.randn(1, 1, *trainer.configuration_manager.patch_size)
     with torch.no_grad():
         torch.testing.assert_close(fast.eval()(x), stock.eval()(x), rtol=1e-4, atol=1e-4)
+    boundary_configuration = trainer.plans_manager.get_configuration('3d_fullres')
+    with pytest.raises(NnUNetBoundaryError, match='3d_fullres_baseline of nnUNetBoundaryPlans'):
+        trainer.build_network_architecture(trainer.plans_manager, boundary_configuration, 1, 2, False)
 
 
 def test_boundary_trainer_crops_like_nnunet_and_the_rows_trained_with_the_papers_sampler_keep_it(plans):

@@ -28,8 +28,6 @@ import torch.nn.functional as F
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import Tensor, nn
 
-from nnunet_boundary.class_paths import class_path
-
 
 @torch.library.custom_op('nnunet_boundary::mkldnn_convolution', mutates_args=())
 def traceable_mkldnn_convolution(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: List[int],
@@ -91,18 +89,10 @@ def onednn_conv_op(conv_op: type) -> type:
     return OneDNNConv3d if conv_op is nn.Conv3d else conv_op
 
 
-ONEDNN_CONV3D = class_path(OneDNNConv3d)
-
-
-def onednn_conv_op_name(conv_op: str) -> str:
-    """The plans' name of :class:`OneDNNConv3d` for torch's Conv3d, any other ``conv_op`` name unchanged."""
-    return ONEDNN_CONV3D if conv_op in ('torch.nn.modules.conv.Conv3d', 'torch.nn.Conv3d') else conv_op
-
-
 class OneDNNPlainConvUNet(PlainConvUNet):
     """dynamic-network-architectures' ``PlainConvUNet`` from the same constructor kwargs (as nnU-Net's plans give
     them), with ``conv_op`` ``nn.Conv3d`` built as :class:`OneDNNConv3d`: numerically the same network. The base
-    of our networks on nnU-Net's own."""
+    of our networks on nnU-Net's own, and the ablation benchmark's baselines."""
 
     def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op: type, *args, **kwargs):
         super().__init__(input_channels, n_stages, features_per_stage, onednn_conv_op(conv_op), *args, **kwargs)

@@ -10,7 +10,7 @@ from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_boundary.class_paths import class_path
-from nnunet_boundary.network.onednn_convolution import onednn_conv_op_name
+from nnunet_boundary.network.onednn_convolution import OneDNNPlainConvUNet
 from nnunet_boundary.network.plain_conv_boundary_unet import PlainConvUNetWithBoundaryStream
 from nnunet_boundary.network.plain_conv_edge_heads import PlainConvUNetWithEdgeHeads
 from nnunet_boundary.planning.templates import BASELINE_CONFIGURATION
@@ -204,19 +204,14 @@ class BaselineTrainer_cpu(CpuBudget, nnUNetTrainer):
 # --- benchmarks/kits19_phantom_4mm: the ablation rows, one equal budget -------------------------------
 # "_run2" classes are identical to their namesakes: a second, independent training run (own folder).
 
-class OneDNNConvolutions:
-    """Trainer mixin: the plans' network with its 3D convolutions run by
-    :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d` -- numerically the same network,
-    but nnU-Net's batch-1 sliding window on the CPU no longer takes PyTorch's slow kernel. The
-    ablation benchmark's baselines use it, so that predicting 16 test cases costs minutes, not hours."""
+class OneDNNConvolutions(OnNnUNetNetwork):
+    """Trainer mixin: nnU-Net's own network with its 3D convolutions run by
+    :class:`~nnunet_boundary.network.onednn_convolution.OneDNNConv3d`, the way every network of ours runs them
+    (:class:`~nnunet_boundary.network.onednn_convolution.OneDNNPlainConvUNet`) -- numerically the same network,
+    but nnU-Net's batch-1 sliding window on the CPU no longer takes PyTorch's slow kernel. The ablation
+    benchmark's baselines use it, so that predicting 16 test cases costs minutes, not hours."""
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> torch.nn.Module:
-        kwargs = configuration_manager.network_arch_init_kwargs
-        return nnUNetTrainer.build_network_architecture(
-            plans_manager, with_arch_kwargs(configuration_manager, conv_op=onednn_conv_op_name(kwargs['conv_op'])),
-            num_input_channels, num_output_channels, enable_deep_supervision)
+    network_class = OneDNNPlainConvUNet
 
 
 class BaselineTrainer_4mm(Budget4mm, OneDNNConvolutions, nnUNetTrainer):
