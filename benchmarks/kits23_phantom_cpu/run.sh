@@ -4,7 +4,10 @@
 # 4 mm; the last 12 are the held-out test set, the other 52 train (5-fold splits; fold 0 trains on 41).
 # Plans: template kits19_4mm (4 mm, patch 32^3, batch 2; boundary network 16-128, baseline nnU-Net's 32-256);
 # both trainers get the same 1,500 steps (Budget4mm: BaselineTrainer_4mm, BoundaryTrainer_4mm), fold 0, and
-# predict the test cases as a single model without TTA. Restartable: finished trainings, predictions and
+# predict the test cases as a single model without TTA. The boundary row is BoundaryTrainer's recipe when each
+# budget was first measured: the paper's tumor-weighted crops at 1,500 steps (BoundaryTrainer_4mm, committed
+# then), nnU-Net's crops at 3,000 (BoundaryTrainer_4mm_nnUNetCrops_3000steps: the default since
+# benchmarks/kits19_phantom_4mm chose them on validation). Restartable: finished trainings, predictions and
 # evaluations are skipped, an interrupted training resumes (--c). The analysis (Dice and Surface Dice per
 # region at the official tolerances, NSD@2mm, HD95; paired bootstrap against the baseline) writes RESULTS.md
 # and results.json here.
@@ -28,7 +31,8 @@ EDITION=kits23 prepare_phantom_dataset "$work" $dataset 12 $template \
     $(python -c "print(' '.join('case_%05d' % (400 + 2 * i) for i in range(64)))")
 export nnUNet_extTrainer="$(python -c 'from nnunet_boundary.environment import TRAINER_DIR; print(TRAINER_DIR)')"
 raw="$nnUNet_raw/Dataset${dataset}_KiTS23"
-for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline BoundaryTrainer_4mm$suffix:3d_fullres; do
+boundary=BoundaryTrainer_4mm${STEPS:+_nnUNetCrops}$suffix
+for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline $boundary:3d_fullres; do
     trainer=${row%%:*} configuration=${row##*:}
     fold="$nnUNet_results/Dataset${dataset}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
     [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $dataset "$configuration" 0 -tr "$trainer" \
@@ -40,5 +44,5 @@ for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline BoundaryTrainer_4mm$su
 done
 python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
     --baseline "BaselineTrainer_4mm$suffix=$predictions/BaselineTrainer_4mm$suffix/metrics.json" \
-    --model "BoundaryTrainer_4mm$suffix=$predictions/BoundaryTrainer_4mm$suffix/metrics.json" \
+    --model "$boundary=$predictions/$boundary/metrics.json" \
     --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }bash benchmarks/kits23_phantom_cpu/run.sh"
