@@ -26,17 +26,17 @@ setup=$(echo $patch_tag ${STEPS:+${STEPS}_steps} | tr ' ' _)
 results="$here${setup:+/$setup}"
 work_benchmark="$work/benchmark$suffix${patch_tag:+_$patch_tag}"
 baseline=BaselineTrainer_4mm$suffix
-# Default order: the headline first -- the boundary stream on nnU-Net's own network (the product's claim without
-# the paper's network, which loses to nnU-Net's; the final row by validation at 48^3 / 3,000 steps), its second
-# seed and the baseline's --, the boundary loss on nnU-Net's network without the stream (what the stream itself
-# adds), then the rows that tell the network, the boundary loss and the crop sampler apart
+# Default order: the boundary stream on nnU-Net's own network (the product's claim without the paper's network,
+# which loses to nnU-Net's), its second seed and the baseline's, the boundary loss on nnU-Net's network without
+# the stream (what the stream itself adds; the final row by validation at 48^3 / 3,000 steps) and its second
+# seed, then the rows that tell the network, the boundary loss and the crop sampler apart
 # (the paper's network without and with the boundary loss, with the paper's tumor-weighted sampler, the default
 # when the benchmark began), the paper's network at the baseline's widths, second seeds of those rows, the
 # supervision fixes on nnU-Net's crops, the sampler on the plain network, the fixes with the sampler one by one
 # and the paper recipe.
 rows=${ROWS:-"BoundaryTrainer_4mm_nnUNetNetwork BoundaryTrainer_4mm_nnUNetNetwork_run2 BaselineTrainer_4mm_run2
-    BoundaryTrainer_4mm_nnUNetNetwork_noStream BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_nnUNetCrops
-    BoundaryTrainer_4mm
+    BoundaryTrainer_4mm_nnUNetNetwork_noStream BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2
+    BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_nnUNetCrops BoundaryTrainer_4mm
     BoundaryTrainer_4mm_equalWidths_nnUNetCrops BoundaryTrainer_4mm_nnUNetCrops_run2
     BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2 BoundaryTrainer_4mm_nnUNetCrops_fixed
     BoundaryTrainer_4mm_equalWidths BaselineTumorSampler_4mm BoundaryTrainer_4mm_fixed

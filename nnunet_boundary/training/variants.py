@@ -319,6 +319,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream(Budget4mm, BoundaryTrainer_nnUN
     alone does to nnU-Net's features; against ``…_nnUNetNetwork``, what the stream adds."""
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2(BoundaryTrainer_4mm_nnUNetNetwork_noStream):
+    pass
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -393,6 +397,11 @@ class BoundaryTrainer_4mm_nnUNetNetwork_run2_3000steps(Budget4mm3000, BoundaryTr
 
 
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps(Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2_3000steps(Budget4mm3000,
+                                                              BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2):
     pass
 
 
