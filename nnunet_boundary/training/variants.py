@@ -49,7 +49,7 @@ class OnNnUNetNetwork:
     def build_network_architecture(cls, plans_manager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> torch.nn.Module:
-        require_network(plans_manager, configuration_manager, PLAIN_CONV_UNET, cls.network_class.__name__,
+        require_network(plans_manager, configuration_manager, PLAIN_CONV_UNET, cls.__name__,
                         f"train configuration {BASELINE_CONFIGURATION} of nnUNetBoundaryPlans (or 3d_fullres of "
                         f"nnUNetPlans).")
         return nnUNetTrainer.build_network_architecture(
