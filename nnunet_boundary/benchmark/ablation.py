@@ -63,6 +63,8 @@ COMPONENTS = (
     ('supervision fixes 1 + 2', 'BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm'),
     ('supervision fixes 1 + 2 (nnU-Net crops)', 'BoundaryTrainer_4mm_nnUNetCrops_fixed',
      'BoundaryTrainer_4mm_nnUNetCrops'),
+    ('supervision fixes 1 + 2 (edge heads on nnU-Net\'s network)', 'BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed',
+     'BoundaryTrainer_4mm_nnUNetNetwork_noStream'),
     ('fix 1: edge-free crops teach "no edge"', 'BoundaryTrainer_4mm_edgeFreeCrops', 'BoundaryTrainer_4mm'),
     ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),
     ('fix 3: boundary supervised at full resolution only', 'BoundaryTrainer_4mm_fullResBoundary',

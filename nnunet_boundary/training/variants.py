@@ -323,6 +323,16 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2(BoundaryTrainer_4mm_nnUNet
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed(SupervisionFixes, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
+    """Fixes 1 and 2 on the boundary loss without the stream: nnU-Net's crops leave most crops without a tumor
+    edge, where eq. 2 teaches the edge heads nothing; against ``…_noStream``, what the fixes do to the one
+    boundary variant that does not lose to nnU-Net."""
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed_run2(BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed):
+    pass
+
+
 class BaselineTrainer_4mm_3000steps(Budget4mm3000, BaselineTrainer_4mm):
     pass
 
@@ -402,6 +412,16 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps(Budget4mm3000, Bounda
 
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2_3000steps(Budget4mm3000,
                                                               BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed_3000steps(Budget4mm3000,
+                                                               BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed_run2_3000steps(
+        Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed_run2):
     pass
 
 
