@@ -33,11 +33,11 @@ def make(trainer_class, plans, configuration='3d_fullres', dataset_json=DATASET_
     return initialized_trainer(trainer_class, plans, configuration, dataset_json, torch.device('cpu'))
 
 
-def fake_targets(trainer, batch=2):
+def fake_targets(trainer, batch=2, tumor=True):
     patch = trainer.configuration_manager.patch_size
     target = torch.zeros(batch, 2, *patch)
     target[:, 0, 8:24, 8:24, 8:24] = 1
-    target[:, 1, 12:18, 12:18, 12:18] = 1
+    target[:, 1, 12:18, 12:18, 12:18] = float(tumor)
     scales = trainer._get_deep_supervision_scales()
     return [torch.nn.functional.interpolate(target, scale_factor=[float(s) for s in sc], mode='nearest-exact')
             for sc in scales]
@@ -205,27 +205,25 @@ def tumor_edge_gradient(loss, out, targets) -> float:
     return gradient[:, 1].abs().sum().item()
 
 
-@pytest.mark.parametrize('row, reference, configuration', [
-    ('BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm', '3d_fullres'),
-    ('BoundaryTrainer_4mm_nnUNetCrops_fixed', 'BoundaryTrainer_4mm_nnUNetCrops', '3d_fullres'),
+@pytest.mark.parametrize('row, reference, configuration, papers_sampler', [
+    ('BoundaryTrainer_4mm_fixed', 'BoundaryTrainer_4mm', '3d_fullres', True),
+    ('BoundaryTrainer_4mm_nnUNetCrops_fixed', 'BoundaryTrainer_4mm_nnUNetCrops', '3d_fullres', False),
     ('BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed', 'BoundaryTrainer_4mm_nnUNetNetwork_noStream',
-     '3d_fullres_baseline')])
-def test_fixed_rows_switch_on_both_supervision_fixes_and_differ_from_their_reference_only_there(plans, row,
-                                                                                                  reference,
-                                                                                                  configuration):
+     '3d_fullres_baseline', False)])
+def test_fixed_rows_switch_on_both_supervision_fixes_and_differ_from_their_reference_only_there(
+        plans, row, reference, configuration, papers_sampler):
     """Each fixed row is its reference row (network, crops, budget) plus fixes 1 and 2, so the ablation's
     difference between the two is the fixes' effect alone."""
     from nnunet_boundary.training import variants
     fixed = make(getattr(variants, row), plans, configuration)
     plain = make(getattr(variants, reference), plans, configuration)
     assert type(fixed.network) is type(plain.network)
-    assert fixed.tumor_weighted_sampling == plain.tumor_weighted_sampling
+    assert fixed.tumor_weighted_sampling == plain.tumor_weighted_sampling == papers_sampler
     assert (fixed.min_edge_fraction, fixed.edges_from_full_resolution) == (0.01, True)
     assert (plain.min_edge_fraction, plain.edges_from_full_resolution) == (0.0, False)
     assert fixed.boundary_deep_supervision == plain.boundary_deep_supervision
     out = fixed.network(torch.randn(2, 1, *fixed.configuration_manager.patch_size))
-    with_tumor = fake_targets(fixed)
-    tumor_free = [torch.stack([t[:, 0], torch.zeros_like(t[:, 1])], 1) for t in with_tumor]
+    with_tumor, tumor_free = fake_targets(fixed), fake_targets(fixed, tumor=False)
     ratio = {name: tumor_edge_gradient(t.loss, out, tumor_free) / tumor_edge_gradient(t.loss, out, with_tumor)
              for name, t in {'fixed': fixed, 'plain': plain}.items()}
     # fix 1 reaches the trainer's loss: a tumor-free crop trains the tumor-edge logits within about a decade of a
