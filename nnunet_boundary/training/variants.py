@@ -237,6 +237,10 @@ class BoundaryTrainer_4mm(Budget4mm, PaperCrops, BoundaryTrainer):
     """BoundaryTrainer as it was when the benchmark started: the paper's tumor-weighted crops."""
 
 
+class BoundaryTrainer_4mm_run2(BoundaryTrainer_4mm):
+    pass
+
+
 class BoundaryTrainer_4mm_nnUNetCrops(Budget4mm, BoundaryTrainer):
     """BoundaryTrainer with nnU-Net's own crop mix instead of the tumor-weighted sampler (the default since the
     benchmark chose this row on validation; pinned, so the row stays what it measured)."""
@@ -258,6 +262,10 @@ class BoundaryTrainer_4mm_pooledEdges(Budget4mm, PaperCrops, BoundaryTrainer):
     """Fix 2 alone: coarse-scale edge targets pooled from the full-resolution edges."""
 
     edges_from_full_resolution = True
+
+
+class BoundaryTrainer_4mm_pooledEdges_run2(BoundaryTrainer_4mm_pooledEdges):
+    pass
 
 
 class BoundaryTrainer_4mm_fullResBoundary(Budget4mm, PaperCrops, BoundaryTrainer):
@@ -341,6 +349,10 @@ class BoundaryTrainer_4mm_3000steps(Budget4mm3000, BoundaryTrainer_4mm):
     pass
 
 
+class BoundaryTrainer_4mm_run2_3000steps(Budget4mm3000, BoundaryTrainer_4mm_run2):
+    pass
+
+
 class BoundaryTrainer_4mm_fixed_3000steps(Budget4mm3000, BoundaryTrainer_4mm_fixed):
     pass
 
@@ -362,6 +374,10 @@ class BoundaryTrainer_4mm_edgeFreeCrops_3000steps(Budget4mm3000, BoundaryTrainer
 
 
 class BoundaryTrainer_4mm_pooledEdges_3000steps(Budget4mm3000, BoundaryTrainer_4mm_pooledEdges):
+    pass
+
+
+class BoundaryTrainer_4mm_pooledEdges_run2_3000steps(Budget4mm3000, BoundaryTrainer_4mm_pooledEdges_run2):
     pass
 
 
