@@ -202,7 +202,8 @@ class BaselineTrainer_cpu(CpuBudget, nnUNetTrainer):
 
 
 # --- benchmarks/kits19_phantom_4mm: the ablation rows, one equal budget -------------------------------
-# "_run2" classes are identical to their namesakes: a second, independent training run (own folder).
+# "_run2" / "_run3" classes are identical to their namesakes: a second / third independent training run
+# (own folder).
 
 class OneDNNConvolutions(OnNnUNetNetwork):
     """Trainer mixin: nnU-Net's own network with its 3D convolutions run by
@@ -331,6 +332,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2(BoundaryTrainer_4mm_nnUNet
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run3(BoundaryTrainer_4mm_nnUNetNetwork_noStream):
+    pass
+
+
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed(SupervisionFixes, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
     """Fixes 1 and 2 on the boundary loss without the stream: nnU-Net's crops leave most crops without a tumor
     edge, where eq. 2 teaches the edge heads nothing; against ``…_noStream``, what the fixes do to the one
@@ -428,6 +433,11 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps(Budget4mm3000, Bounda
 
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2_3000steps(Budget4mm3000,
                                                               BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_run3_3000steps(Budget4mm3000,
+                                                              BoundaryTrainer_4mm_nnUNetNetwork_noStream_run3):
     pass
 
 
