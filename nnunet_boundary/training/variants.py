@@ -223,6 +223,10 @@ class BaselineTrainer_4mm_run2(BaselineTrainer_4mm):
     pass
 
 
+class BaselineTrainer_4mm_run3(BaselineTrainer_4mm):
+    pass
+
+
 class BaselineTumorSampler_4mm(Budget4mm, OneDNNConvolutions, TumorWeightedSampling, nnUNetTrainer):
     """nnU-Net's network and losses with the paper's tumor-weighted crops only."""
 
@@ -395,6 +399,10 @@ class BoundaryTrainer_Paper_4mm_3000steps(Budget4mm3000, BoundaryTrainer_Paper_4
 
 
 class BaselineTrainer_4mm_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm_run2):
+    pass
+
+
+class BaselineTrainer_4mm_run3_3000steps(Budget4mm3000, BaselineTrainer_4mm_run3):
     pass
 
 
