@@ -69,6 +69,7 @@ COMPONENTS = (
     ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),
     ('fix 3: boundary supervised at full resolution only', 'BoundaryTrainer_4mm_fullResBoundary',
      'BoundaryTrainer_4mm'),
+    ('bfloat16 mixed precision on the CPU (nnU-Net\'s network)', 'BaselineTrainer_4mm_bf16', 'BaselineTrainer_4mm'),
 )
 COMPONENT_METRICS = HEADLINE_METRICS + ('far_tumor_ml',)
 RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'

@@ -19,7 +19,9 @@ convolution; the channels-last copy per call costs well under 1 % of a forward p
 Under ``torch.compile`` (nnU-Net's ``nnUNet_compile``) the call goes through a small custom
 operator, ``nnunet_boundary::mkldnn_convolution``, with a shape function and a backward
 (PyTorch's ``convolution_backward``), since the aten op has no shape function for tracing. Everywhere else (CUDA,
-``meta``, half precision, non-zero padding modes, oneDNN switched off) the module is ``nn.Conv3d``.
+``meta``, half precision, CPU autocast, non-zero padding modes, oneDNN switched off) the module is
+``nn.Conv3d``; under CPU autocast that is what casts the convolution to bfloat16, which PyTorch always gives
+to oneDNN.
 """
 from typing import List, Optional
 
@@ -65,7 +67,7 @@ _BUILT_WITH_ONEDNN = torch.backends.mkldnn.is_available()  # a constant; torch.c
 
 def takes_onednn(input: Tensor, conv: nn.Conv3d) -> bool:
     """Whether :class:`OneDNNConv3d` routes this call to oneDNN."""
-    return (input.device.type == 'cpu' and input.dtype == torch.float32
+    return (input.device.type == 'cpu' and input.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
             and conv.padding_mode == 'zeros' and not isinstance(conv.padding, str)
             and _BUILT_WITH_ONEDNN and torch.backends.mkldnn.enabled)
 
