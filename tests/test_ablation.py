@@ -38,10 +38,10 @@ def test_comparison_pairs_cases_and_averages_runs_first():
         compare([per_case(0.1)], [{c: v for c, v in per_case(0.0).items() if c != CASES[0]}], 'tumor_dice')
 
 
-def _row(runs, boundary=True, validation=(0.5,)):
+def _row(runs, boundary=True, validation=(0.5,), bf16=False):
     return {'runs': [{'trainer': f'T{i}', 'per_case': r, 'per_case_postprocessed': None, 'validation_dice': v}
                      for i, (r, v) in enumerate(zip(runs, validation))], 'configuration': '3d_fullres',
-            'boundary_supervised': boundary}
+            'boundary_supervised': boundary, 'cpu_mixed_precision': bf16}
 
 
 def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():
@@ -50,7 +50,9 @@ def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validati
                  'BestOnTest': ablation.summarize_row(_row([per_case(0.2)], validation=(0.60,)), baseline),
                  'BestOnValidation': ablation.summarize_row(_row([per_case(-0.1)], validation=(0.70,)), baseline),
                  'UnsupervisedBoundaryStream': ablation.summarize_row(_row([per_case(0.0)], boundary=False,
-                                                                           validation=(0.80,)), baseline)}
+                                                                           validation=(0.80,)), baseline),
+                 'BestOnValidationInBfloat16': ablation.summarize_row(_row([per_case(0.0)], validation=(0.85,),
+                                                                           bf16=True), baseline)}
     assert 'postprocessed' not in summaries['Baseline']
     assert summaries['BestOnTest']['raw']['vs_baseline']['tumor_dice']['verdict'] == 'better'
     assert ablation.choose_final(summaries) == 'BestOnValidation'
@@ -65,6 +67,8 @@ def test_only_rows_that_train_the_boundary_stream_can_be_the_final_boundary_trai
     assert ablation.boundary_supervised('BoundaryTrainer_4mm_nnUNetCrops_3000steps')
     assert not ablation.boundary_supervised('BoundaryTrainer_4mm_architectureOnly_3000steps')
     assert not ablation.boundary_supervised('BaselineTumorSampler_4mm_3000steps')
+    assert ablation.cpu_mixed_precision('BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_3000steps')
+    assert not ablation.cpu_mixed_precision('BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps')
 
 
 def test_component_effects_pair_the_rows_with_and_without_each_component():

@@ -36,6 +36,7 @@ from nnunet_boundary.environment import with_trainer_dir
 from nnunet_boundary.kits19.io import find_segmentations, read_label_map
 from nnunet_boundary.nnunet_commands import nnunet_environment, run_nnunet
 from nnunet_boundary.training.boundary_trainer import BoundaryTrainer
+from nnunet_boundary.training.cpu_mixed_precision import CpuMixedPrecision
 
 HEADLINE_METRICS = ('composite_dice', 'tumor_dice', 'tumor_nsd', 'tumor_hd95')
 TABLE_METRICS = ('kidney_dice', 'tumor_dice', 'composite_dice', 'tumor_nsd', 'tumor_hd95', 'kidney_hd95',
@@ -69,7 +70,11 @@ COMPONENTS = (
     ('fix 2: coarse edges pooled from full resolution', 'BoundaryTrainer_4mm_pooledEdges', 'BoundaryTrainer_4mm'),
     ('fix 3: boundary supervised at full resolution only', 'BoundaryTrainer_4mm_fullResBoundary',
      'BoundaryTrainer_4mm'),
-    ('bfloat16 mixed precision on the CPU (nnU-Net\'s network)', 'BaselineTrainer_4mm_bf16', 'BaselineTrainer_4mm'),
+    ('bfloat16 mixed precision on the CPU (the baseline)', 'BaselineTrainer_4mm_bf16', 'BaselineTrainer_4mm'),
+    ('bfloat16 mixed precision on the CPU (edge heads on nnU-Net\'s network)',
+     'BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16', 'BoundaryTrainer_4mm_nnUNetNetwork_noStream'),
+    ('boundary loss without the stream on nnU-Net\'s network, both in bfloat16',
+     'BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16', 'BaselineTrainer_4mm_bf16'),
 )
 COMPONENT_METRICS = HEADLINE_METRICS + ('far_tumor_ml',)
 RUN_COMMAND = 'bash benchmarks/kits19_phantom_4mm/run.sh'
@@ -168,6 +173,12 @@ def boundary_supervised(trainer: str) -> bool:
     return issubclass(trainer_class, BoundaryTrainer) and trainer_class.boundary_loss_weight > 0
 
 
+def cpu_mixed_precision(trainer: str) -> bool:
+    """Whether ``trainer`` trains in bfloat16 on the CPU: such rows measure what the precision costs, and the final
+    BoundaryTrainer is chosen among the float32 rows, the benchmark's set-up."""
+    return issubclass(find_trainer_class(trainer), CpuMixedPrecision)
+
+
 def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print) -> Dict[str, dict]:
     """Per training run (trainer name): its per-case test metrics without and with postprocessing, its
     validation Dice, the commit that trained it and its step budget."""
@@ -181,6 +192,7 @@ def collect_runs(benchmark: Path, results: dict, env: Dict[str, str], log=print)
         post = postprocessed_metrics(r['trainer'], model, predictions, results, env, log)
         runs[r['trainer']] = {'configuration': r['configuration'],
                               'boundary_supervised': boundary_supervised(r['trainer']),
+                              'cpu_mixed_precision': cpu_mixed_precision(r['trainer']),
                               'per_case': with_far_tumor(r['per_case'], predictions, labels),
                               'per_case_postprocessed': with_far_tumor(post and post['per_case'],
                                                                        postprocessed_folder(predictions), labels),
@@ -196,7 +208,8 @@ def group_rows(runs: Dict[str, dict]) -> Dict[str, dict]:
     rows: Dict[str, dict] = {}
     for trainer, run in runs.items():
         row = rows.setdefault(row_name(trainer), {'runs': [], 'configuration': run['configuration'],
-                                                  'boundary_supervised': run['boundary_supervised']})
+                                                  'boundary_supervised': run['boundary_supervised'],
+                                                  'cpu_mixed_precision': run.get('cpu_mixed_precision', False)})
         row['runs'].append(dict(run, trainer=trainer))
     for row in rows.values():
         row['runs'].sort(key=lambda r: r['trainer'])
@@ -215,6 +228,7 @@ def summarize_row(row: dict, baseline: dict) -> dict:
                'steps': [r.get('steps') for r in row['runs']],
                'configuration': row['configuration'],
                'boundary_supervised': row['boundary_supervised'],
+               'cpu_mixed_precision': row['cpu_mixed_precision'],
                'validation_dice': [r['validation_dice'] for r in row['runs']]}
     for key, label in (('per_case', 'raw'), ('per_case_postprocessed', 'postprocessed')):
         runs = [r[key] for r in row['runs'] if r[key] is not None]
@@ -263,9 +277,10 @@ def seed_to_seed(rows: Dict[str, dict]) -> List[dict]:
 
 
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
-    """The boundary-supervised row with the best fold-0 validation Dice (never chosen on the test cases)."""
+    """The boundary-supervised float32 row with the best fold-0 validation Dice (never chosen on the test cases)."""
     candidates = {name: sum(s['validation_dice']) / len(s['validation_dice']) for name, s in summaries.items()
-                  if s['boundary_supervised'] and None not in s['validation_dice']}
+                  if s['boundary_supervised'] and not s.get('cpu_mixed_precision')
+                  and None not in s['validation_dice']}
     return max(candidates, key=candidates.get) if candidates else None
 
 
