@@ -23,6 +23,7 @@ import torch
 from nnunet_boundary.benchmark.loader_speed import loader_throughput
 from nnunet_boundary.benchmark.report import speed_table, speed_targets
 from nnunet_boundary.benchmark.speed import measure_speed
+from nnunet_boundary.benchmark.trainers import find_trainer_class
 from nnunet_boundary.cli.errors import exits_cleanly
 from nnunet_boundary.environment import dataset_name, require_nnunet_paths
 from nnunet_boundary.errors import NnUNetBoundaryError
@@ -80,7 +81,8 @@ def main(argv=None) -> None:
                              Path(os.environ.get('nnUNet_results', folder.parent / 'speed_results')))
     results = measure_speed(*args.trainers, args.d, case, env, device=args.device, rounds=args.rounds,
                             steps_per_round=args.steps, plans=plans)
-    results['loader'] = loader_throughput(args.trainers[0], args.d, plans=plans)
+    if hasattr(find_trainer_class(args.trainers[0]), 'build_training_loader'):  # the tumor-weighted sampler's
+        results['loader'] = loader_throughput(args.trainers[0], args.d, plans=plans)
     results['speed_targets'] = speed_targets(results)
     results['template'] = template or 'dataset plans'
     if args.baseline_widths:

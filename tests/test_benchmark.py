@@ -141,6 +141,18 @@ def test_results_table_json_and_plot_from_fake_metrics(tmp_path):
     assert not list(tmp_path.glob('*.tmp*'))
 
 
+def test_speed_of_two_trainers_without_the_sampler_has_no_loader_row_or_target():
+    """E.g. a trainer against itself in bfloat16 (``benchmarks/cpu_mixed_precision``): no tumor-weighted loader."""
+    models = {'B': speed.summarize([fake_model('B', 0.4, 300 * 2 ** 20)]),
+              'N': speed.summarize([fake_model('N', 1.0, 200 * 2 ** 20)])}
+    speed_results = {'models': models, 'ratios': speed.ratios(models['B'], models['N']), 'boundary': 'B',
+                     'baseline': 'N'}
+    assert 'sampler_throughput' not in report.speed_targets(speed_results)
+    table = report.speed_table(speed_results)
+    assert '| train step (s, median) | 0.400 | 1.000 | 0.40 | <= 1.25: met |' in table
+    assert not any('loader' in line for line in table)
+
+
 def test_speed_building_blocks_on_a_tiny_network():
     network = tiny_network(n_stages=2, deep_supervision=False)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.01)
