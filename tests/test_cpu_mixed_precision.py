@@ -5,7 +5,8 @@ import torch
 from nnunet_boundary.network.onednn_convolution import OneDNNConv3d
 from nnunet_boundary.training.cpu_mixed_precision import cpu_autocast
 from nnunet_boundary.training.variants import (BaselineTrainer_4mm, BaselineTrainer_4mm_bf16,
-                                              BaselineTrainer_4mm_bf16_3000steps, BaselineTrainer_4mm_3000steps)
+                                              BaselineTrainer_4mm_bf16_3000steps, BaselineTrainer_4mm_3000steps,
+                                              BaselineTrainer_cpuBfloat16, BoundaryTrainer_cpuBfloat16)
 from test_trainers import DATASET_JSON, fake_targets, make, plans  # noqa: F401 (fixture)
 
 
@@ -23,10 +24,14 @@ def fake_batch(trainer) -> dict:
     return {'data': torch.randn(2, 1, *trainer.configuration_manager.patch_size), 'target': fake_targets(trainer)}
 
 
-@pytest.mark.parametrize('trainer_class, dtype', [(BaselineTrainer_4mm_bf16, torch.bfloat16),
-                                                  (BaselineTrainer_4mm, torch.float32)])
-def test_training_step_runs_the_convolutions_in_bfloat16_and_keeps_float32_parameters(plans, trainer_class, dtype):
-    trainer = make(trainer_class, plans, '3d_fullres_baseline')
+@pytest.mark.parametrize('trainer_class, configuration, dtype', [
+    (BaselineTrainer_4mm_bf16, '3d_fullres_baseline', torch.bfloat16),
+    (BaselineTrainer_4mm, '3d_fullres_baseline', torch.float32),
+    (BaselineTrainer_cpuBfloat16, '3d_fullres_baseline', torch.bfloat16),
+    (BoundaryTrainer_cpuBfloat16, '3d_fullres', torch.bfloat16)])
+def test_training_step_runs_the_convolutions_in_bfloat16_and_keeps_float32_parameters(plans, trainer_class,
+                                                                                    configuration, dtype):
+    trainer = make(trainer_class, plans, configuration)
     dtypes = convolution_output_dtypes(trainer.network)
     before = [p.detach().clone() for p in trainer.network.parameters()]
     loss = trainer.train_step(fake_batch(trainer))['loss']

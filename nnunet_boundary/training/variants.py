@@ -194,6 +194,14 @@ class BoundaryTrainer_nnUNetNetwork_smoke(SmokeBudget, BoundaryTrainer_nnUNetNet
     pass
 
 
+class BoundaryTrainer_cpuBfloat16(CpuMixedPrecision, BoundaryTrainer):
+    """``BoundaryTrainer`` trained in bfloat16 mixed precision when it runs on the CPU (on CUDA: nnU-Net's AMP)."""
+
+
+class BaselineTrainer_cpuBfloat16(CpuMixedPrecision, nnUNetTrainer):
+    """nnU-Net's own trainer, trained in bfloat16 mixed precision when it runs on the CPU."""
+
+
 class BoundaryTrainer_cpu(CpuBudget, PaperCrops, BoundaryTrainer):
     pass
 
@@ -231,6 +239,10 @@ class BaselineTrainer_4mm_run3(BaselineTrainer_4mm):
 class BaselineTrainer_4mm_bf16(CpuMixedPrecision, BaselineTrainer_4mm):
     """The baseline trained in bfloat16 mixed precision on the CPU: against ``BaselineTrainer_4mm``, what the
     precision costs before the benchmark's rows move to it (its network steps run ~2.8x faster)."""
+
+
+class BaselineTrainer_4mm_bf16_run2(BaselineTrainer_4mm_bf16):
+    pass
 
 
 class BaselineTumorSampler_4mm(Budget4mm, OneDNNConvolutions, TumorWeightedSampling, nnUNetTrainer):
@@ -351,6 +363,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16(CpuMixedPrecision, Boundar
     headline comparison at a third of the training time; against ``…_noStream``, what the precision costs it."""
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2(BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16):
+    pass
+
+
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed(SupervisionFixes, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
     """Fixes 1 and 2 on the boundary loss without the stream: nnU-Net's crops leave most crops without a tumor
     edge, where eq. 2 teaches the edge heads nothing; against ``…_noStream``, what the fixes do to the one
@@ -427,6 +443,15 @@ class BaselineTrainer_4mm_bf16_3000steps(Budget4mm3000, BaselineTrainer_4mm_bf16
 
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_3000steps(Budget4mm3000,
                                                               BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16):
+    pass
+
+
+class BaselineTrainer_4mm_bf16_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm_bf16_run2):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2_3000steps(
+        Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2):
     pass
 
 
