@@ -30,6 +30,7 @@ from nnunet_boundary.errors import NnUNetBoundaryError
 from nnunet_boundary.nnunet_commands import nnunet_environment
 from nnunet_boundary.planning.templates import (BASELINE_CONFIGURATION, PLANS_NAME, baseline_architecture,
                                                 load_template, validate_template)
+from nnunet_boundary.training.tumor_weighted_sampler import TumorWeightedSampling
 
 NNUNET_3D_WIDTHS = [32, 320]  # nnU-Net's 3D default: 32 features at full resolution, at most 320
 
@@ -81,7 +82,7 @@ def main(argv=None) -> None:
                              Path(os.environ.get('nnUNet_results', folder.parent / 'speed_results')))
     results = measure_speed(*args.trainers, args.d, case, env, device=args.device, rounds=args.rounds,
                             steps_per_round=args.steps, plans=plans)
-    if hasattr(find_trainer_class(args.trainers[0]), 'build_training_loader'):  # the tumor-weighted sampler's
+    if issubclass(find_trainer_class(args.trainers[0]), TumorWeightedSampling):
         results['loader'] = loader_throughput(args.trainers[0], args.d, plans=plans)
     results['speed_targets'] = speed_targets(results)
     results['template'] = template or 'dataset plans'

@@ -279,7 +279,7 @@ def seed_to_seed(rows: Dict[str, dict]) -> List[dict]:
 def choose_final(summaries: Dict[str, dict]) -> Optional[str]:
     """The boundary-supervised float32 row with the best fold-0 validation Dice (never chosen on the test cases)."""
     candidates = {name: sum(s['validation_dice']) / len(s['validation_dice']) for name, s in summaries.items()
-                  if s['boundary_supervised'] and not s.get('cpu_mixed_precision')
+                  if s['boundary_supervised'] and not s['cpu_mixed_precision']
                   and None not in s['validation_dice']}
     return max(candidates, key=candidates.get) if candidates else None
 

@@ -238,7 +238,8 @@ class BaselineTrainer_4mm_run3(BaselineTrainer_4mm):
 
 class BaselineTrainer_4mm_bf16(CpuMixedPrecision, BaselineTrainer_4mm):
     """The baseline trained in bfloat16 mixed precision on the CPU: against ``BaselineTrainer_4mm``, what the
-    precision costs before the benchmark's rows move to it (its network steps run ~2.8x faster)."""
+    precision costs before the benchmark's rows move to it (its train steps run 2.9x faster here,
+    ``benchmarks/cpu_mixed_precision``)."""
 
 
 class BaselineTrainer_4mm_bf16_run2(BaselineTrainer_4mm_bf16):
