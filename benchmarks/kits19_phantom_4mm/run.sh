@@ -36,8 +36,8 @@ baseline=BaselineTrainer_4mm$suffix
 # nnU-Net's crops, the fixes one by one, second seeds of fix 2 alone and of the row it fixes), the slow control
 # rows (the paper's network at the baseline's widths and second seeds), third seeds of the final row and the
 # baseline, the baseline and the final row in bfloat16 mixed precision (CpuMixedPrecision: what the precision
-# costs before the rows move to it; never chosen as the final row) and their second seeds, and last the
-# equal-width row with the sampler.
+# costs before the rows move to it; never chosen as the final row) and their second and third seeds, and last
+# the equal-width row with the sampler.
 rows=${ROWS:-"BoundaryTrainer_4mm_nnUNetNetwork BoundaryTrainer_4mm_nnUNetNetwork_run2 BaselineTrainer_4mm_run2
     BoundaryTrainer_4mm_nnUNetNetwork_noStream BoundaryTrainer_4mm_nnUNetNetwork_noStream_run2
     BoundaryTrainer_4mm_architectureOnly BoundaryTrainer_4mm_nnUNetCrops BoundaryTrainer_4mm
@@ -49,7 +49,8 @@ rows=${ROWS:-"BoundaryTrainer_4mm_nnUNetNetwork BoundaryTrainer_4mm_nnUNetNetwor
     BoundaryTrainer_4mm_equalWidths_nnUNetCrops_run2 BoundaryTrainer_4mm_nnUNetNetwork_noStream_run3
     BaselineTrainer_4mm_run3 BaselineTrainer_4mm_bf16
     BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16 BaselineTrainer_4mm_bf16_run2
-    BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2 BoundaryTrainer_4mm_equalWidths"}
+    BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2 BaselineTrainer_4mm_bf16_run3
+    BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run3 BoundaryTrainer_4mm_equalWidths"}
 [ -n "${ROWS:-}" ] || rows=$(for row in $rows; do echo "$row$suffix"; done)   # STEPS=3000: the rows' 3,000-step variants
 done_rows="$baseline"
 for row in $rows; do

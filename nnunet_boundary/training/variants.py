@@ -246,6 +246,10 @@ class BaselineTrainer_4mm_bf16_run2(BaselineTrainer_4mm_bf16):
     pass
 
 
+class BaselineTrainer_4mm_bf16_run3(BaselineTrainer_4mm_bf16):
+    pass
+
+
 class BaselineTumorSampler_4mm(Budget4mm, OneDNNConvolutions, TumorWeightedSampling, nnUNetTrainer):
     """nnU-Net's network and losses with the paper's tumor-weighted crops only."""
 
@@ -368,6 +372,10 @@ class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2(BoundaryTrainer_4mm_n
     pass
 
 
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run3(BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16):
+    pass
+
+
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_fixed(SupervisionFixes, BoundaryTrainer_4mm_nnUNetNetwork_noStream):
     """Fixes 1 and 2 on the boundary loss without the stream: nnU-Net's crops leave most crops without a tumor
     edge, where eq. 2 teaches the edge heads nothing; against ``…_noStream``, what the fixes do to the one
@@ -453,6 +461,15 @@ class BaselineTrainer_4mm_bf16_run2_3000steps(Budget4mm3000, BaselineTrainer_4mm
 
 class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2_3000steps(
         Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run2):
+    pass
+
+
+class BaselineTrainer_4mm_bf16_run3_3000steps(Budget4mm3000, BaselineTrainer_4mm_bf16_run3):
+    pass
+
+
+class BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run3_3000steps(
+        Budget4mm3000, BoundaryTrainer_4mm_nnUNetNetwork_noStream_bf16_run3):
     pass
 
 
