@@ -5,16 +5,8 @@ import pytest
 
 from nnunet_boundary.benchmark import ablation
 from nnunet_boundary.benchmark.statistics import compare, paired_bootstrap, verdict
+from helpers import CASES, ablation_row, per_case
 from kits_files import write_label_map
-
-CASES = [f'case_{i:05d}' for i in range(12)]
-
-
-def per_case(offset: float, spread: float = 0.0) -> dict:
-    return {c: {'kidney_dice': 0.9, 'tumor_dice': 0.4 + offset + spread * (i % 3 - 1), 'composite_dice': 0.65 + offset,
-                'tumor_nsd': 0.3 + offset, 'tumor_hd95': 20.0 - 10 * offset, 'kidney_hd95': 5.0, 'kidney_nsd': 0.8,
-                'far_tumor_ml': 1.0 - offset}
-            for i, c in enumerate(CASES)}
 
 
 def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_agreement():
@@ -38,21 +30,15 @@ def test_comparison_pairs_cases_and_averages_runs_first():
         compare([per_case(0.1)], [{c: v for c, v in per_case(0.0).items() if c != CASES[0]}], 'tumor_dice')
 
 
-def _row(runs, boundary=True, validation=(0.5,), bf16=False):
-    return {'runs': [{'trainer': f'T{i}', 'per_case': r, 'per_case_postprocessed': None, 'validation_dice': v}
-                     for i, (r, v) in enumerate(zip(runs, validation))], 'configuration': '3d_fullres',
-            'boundary_supervised': boundary, 'cpu_mixed_precision': bf16}
-
-
 def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():
-    baseline = _row([per_case(0.0), per_case(0.0)], boundary=False, validation=(0.9, 0.9))
+    baseline = ablation_row([per_case(0.0), per_case(0.0)], boundary=False, validation=(0.9, 0.9))
+    def summary(runs, **kwargs):
+        return ablation.summarize_row(ablation_row(runs, **kwargs), baseline)
     summaries = {'Baseline': ablation.summarize_row(baseline, baseline),
-                 'BestOnTest': ablation.summarize_row(_row([per_case(0.2)], validation=(0.60,)), baseline),
-                 'BestOnValidation': ablation.summarize_row(_row([per_case(-0.1)], validation=(0.70,)), baseline),
-                 'UnsupervisedBoundaryStream': ablation.summarize_row(_row([per_case(0.0)], boundary=False,
-                                                                           validation=(0.80,)), baseline),
-                 'BestOnValidationInBfloat16': ablation.summarize_row(_row([per_case(0.0)], validation=(0.85,),
-                                                                           bf16=True), baseline)}
+                 'BestOnTest': summary([per_case(0.2)], validation=(0.60,)),
+                 'BestOnValidation': summary([per_case(-0.1)], validation=(0.70,)),
+                 'UnsupervisedBoundaryStream': summary([per_case(0.0)], boundary=False, validation=(0.80,)),
+                 'BestOnValidationInBfloat16': summary([per_case(0.0)], validation=(0.85,), bf16=True)}
     assert 'postprocessed' not in summaries['Baseline']
     assert summaries['BestOnTest']['raw']['vs_baseline']['tumor_dice']['verdict'] == 'better'
     assert ablation.choose_final(summaries) == 'BestOnValidation'
@@ -72,9 +58,9 @@ def test_only_rows_that_train_the_boundary_stream_can_be_the_final_boundary_trai
 
 
 def test_component_effects_pair_the_rows_with_and_without_each_component():
-    rows = {'BaselineTrainer_4mm_3000steps': _row([per_case(0.0), per_case(0.0)], boundary=False),
-            'BoundaryTrainer_4mm_3000steps': _row([per_case(-0.2)]),
-            'BoundaryTrainer_4mm_nnUNetCrops_3000steps': _row([per_case(-0.05)])}
+    rows = {'BaselineTrainer_4mm_3000steps': ablation_row([per_case(0.0), per_case(0.0)], boundary=False),
+            'BoundaryTrainer_4mm_3000steps': ablation_row([per_case(-0.2)]),
+            'BoundaryTrainer_4mm_nnUNetCrops_3000steps': ablation_row([per_case(-0.05)])}
     effects = ablation.component_effects(rows, 'BaselineTrainer_4mm_3000steps')
     assert [e['component'] for e in effects] == ['tumor-weighted sampler (boundary network)']
     sampler = effects[0]['effect']
@@ -88,8 +74,8 @@ def test_component_effects_pair_the_rows_with_and_without_each_component():
 
 
 def test_a_rows_second_run_is_compared_with_its_first_as_the_seed_to_seed_noise(tmp_path):
-    rows = {'Baseline': _row([per_case(0.0), per_case(0.1)], boundary=False, validation=(0.9, 0.9)),
-            'Boundary': _row([per_case(-0.2)])}
+    rows = {'Baseline': ablation_row([per_case(0.0), per_case(0.1)], boundary=False, validation=(0.9, 0.9)),
+            'Boundary': ablation_row([per_case(-0.2)])}
     noise, = ablation.seed_to_seed(rows)
     assert (noise['with'], noise['without']) == ('T1', 'T0') and 'Baseline' in noise['component']
     assert noise['effect']['tumor_dice']['difference'][0] == pytest.approx(0.1)
@@ -111,9 +97,9 @@ def test_second_runs_belong_to_their_row():
 
 
 def test_forest_plot_is_written(tmp_path):
-    baseline = _row([per_case(0.0)], boundary=False)
+    baseline = ablation_row([per_case(0.0)], boundary=False)
     rows = {'Baseline': ablation.summarize_row(baseline, baseline),
-            'Variant': ablation.summarize_row(_row([per_case(0.05, spread=0.02)]), baseline)}
+            'Variant': ablation.summarize_row(ablation_row([per_case(0.05, spread=0.02)]), baseline)}
     ablation.write_forest_plot({'rows': rows, 'baseline': 'Baseline'}, tmp_path)
     assert (tmp_path / 'differences.png').stat().st_size > 1000
 
@@ -145,9 +131,9 @@ def test_far_tumor_is_the_predicted_tumor_beyond_20_mm_of_the_reference_kidney(t
 
 
 def test_the_tables_report_far_tumor_per_row():
-    baseline = _row([per_case(0.0)], boundary=False)
+    baseline = ablation_row([per_case(0.0)], boundary=False)
     rows = {'Baseline': ablation.summarize_row(baseline, baseline),
-            'Variant': ablation.summarize_row(_row([per_case(0.3)]), baseline)}
+            'Variant': ablation.summarize_row(ablation_row([per_case(0.3)]), baseline)}
     header, _, base_line, variant_line = ablation.markdown_table(rows, 'raw')
     assert header.split(' | ')[9] == 'far_tumor_ml'
     assert base_line.split(' | ')[9] == '1.0' and variant_line.split(' | ')[9] == '0.7'
