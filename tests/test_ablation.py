@@ -30,6 +30,17 @@ def test_comparison_pairs_cases_and_averages_runs_first():
         compare([per_case(0.1)], [{c: v for c, v in per_case(0.0).items() if c != CASES[0]}], 'tumor_dice')
 
 
+def test_resampling_the_seeds_too_sees_training_noise_that_the_case_bootstrap_does_not():
+    seeds_disagree = compare([per_case(0.2), per_case(-0.1)], [per_case(0.0)], 'tumor_dice')
+    assert seeds_disagree['difference'] == pytest.approx([0.05, 0.05, 0.05]) and seeds_disagree['verdict'] == 'better'
+    mean, low, high = seeds_disagree['difference_seeds_and_cases']
+    assert mean == pytest.approx(0.05) and low == pytest.approx(-0.1) and high == pytest.approx(0.2)
+    assert seeds_disagree['verdict_seeds_and_cases'] == 'no measurable difference'
+    seeds_agree = compare([per_case(0.1, spread=0.05)] * 2, [per_case(0.0)] * 3, 'tumor_dice')
+    assert seeds_agree['difference_seeds_and_cases'] == pytest.approx(seeds_agree['difference'], abs=5e-3)
+    assert 'difference_seeds_and_cases' not in compare([per_case(0.1)], [per_case(0.0)], 'tumor_dice')
+
+
 def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():
     baseline = ablation_row([per_case(0.0), per_case(0.0)], boundary=False, validation=(0.9, 0.9))
     def summary(runs, **kwargs):

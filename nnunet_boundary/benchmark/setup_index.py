@@ -54,6 +54,10 @@ def build_index(analyses: Dict[str, dict], main: str) -> dict:
     index = {'main_setup': main, 'headline': analyses[main]['headline']}
     if 'headline_postprocessed' in analyses[main]:
         index['headline_postprocessed'] = analyses[main]['headline_postprocessed']
+    final = analyses[main]['rows'][analyses[main]['final_boundary_trainer']]['raw']['vs_baseline']
+    if all('difference_seeds_and_cases' in final[m] for m in index['headline']['paired_difference_ci95']):
+        index['headline_seeds_and_cases_ci95'] = {m: final[m]['difference_seeds_and_cases']
+                                                  for m in index['headline']['paired_difference_ci95']}
     return {**index, 'setups': setups}
 
 
@@ -79,18 +83,33 @@ def components_table(analysis: dict) -> list:
              ' | '.join(f'Δ {title} [95 % CI]' for title in COMPONENT_COLUMNS.values()) + ' |',
              '|' + '---|' * (2 + len(COMPONENT_COLUMNS))]
     for e in analysis.get('components', []):
-        cells = ' | '.join(_interval(e['effect'][m]['difference'], m) for m in COMPONENT_COLUMNS)
+        cells = ' | '.join(_effect_cell(e['effect'][m], m) for m in COMPONENT_COLUMNS)
         lines.append(f"| {e['component']} | `{e['with']}` ({seeds[e['with']]}) − `{e['without']}` "
                      f"({seeds[e['without']]}) | {cells} |")
     return lines
 
 
+def _effect_cell(effect: dict, metric: str) -> str:
+    """The case-bootstrap interval, and where a row has several runs the interval with the runs resampled too."""
+    cell = _interval(effect['difference'], metric)
+    if 'difference_seeds_and_cases' in effect:
+        _, low, high = effect['difference_seeds_and_cases']
+        cell += f' seeds: [{_signed(low, metric)}, {_signed(high, metric)}]'
+    return cell
+
+
 def _interval(difference, metric: str) -> str:
-    """``mean [low, high]``: HD95 in whole mm, volumes to 0.1 mL, the rest to three decimals."""
+    """``mean [low, high]``, or a dash where there is none."""
     if not difference:
         return '—'
+    mean, low, high = (_signed(v, metric) for v in difference)
+    return f'{mean} [{low}, {high}]'
+
+
+def _signed(value: float, metric: str) -> str:
+    """HD95 in whole mm, volumes to 0.1 mL, the rest to three decimals."""
     digits = {'hd95': 0, 'ml': 1}.get(metric.rsplit('_', 1)[-1], 3)
-    return '{:+.{d}f} [{:+.{d}f}, {:+.{d}f}]'.format(*difference, d=digits)
+    return f'{value:+.{digits}f}'
 
 
 def write_index(root: Path, main: str) -> dict:
@@ -110,11 +129,17 @@ def write_index(root: Path, main: str) -> dict:
     lines += setups_table(index['setups'], main) + ['']
     lines += [f'## What each component does ({main}, without postprocessing)', '',
               'Paired per held-out case, the row with the component minus the row without it (each averaged over '
-              'its seeds first), mean with 95 % bootstrap interval; an interval containing zero is no measurable '
-              'difference. Lower HD95 and far-tissue tumor are better.', '']
+              'its seeds first), mean with 95 % bootstrap interval over the cases; an interval containing zero is no '
+              'measurable difference. "seeds:" where a row has several training runs, the interval when the runs '
+              'of each row are resampled too (a two-level bootstrap that also sees training noise, which the case '
+              'interval treats as fixed; `nnunet_boundary/benchmark/statistics.py`). Lower HD95 and far-tissue '
+              'tumor are better.', '']
     lines += components_table(analyses[main]) + ['']
     lines += [f'## Headline (results.json "headline", from `{main}/results.json`)', '', '```',
               json.dumps(index['headline'], indent=1), '```', '']
+    if 'headline_seeds_and_cases_ci95' in index:
+        lines += ['With the training runs resampled too (`"headline_seeds_and_cases_ci95"`): ' + ', '.join(
+            f'{m} {_interval(d, m)}' for m, d in index['headline_seeds_and_cases_ci95'].items()) + '.', '']
     (root / 'RESULTS.md').write_text('\n'.join(lines))
     return index
 
