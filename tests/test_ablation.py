@@ -39,6 +39,8 @@ def test_resampling_the_seeds_too_sees_training_noise_that_the_case_bootstrap_do
     seeds_agree = compare([per_case(0.1, spread=0.05)] * 2, [per_case(0.0)] * 3, 'tumor_dice')
     assert seeds_agree['difference_seeds_and_cases'] == pytest.approx(seeds_agree['difference'], abs=5e-3)
     assert 'difference_seeds_and_cases' not in compare([per_case(0.1)], [per_case(0.0)], 'tumor_dice')
+    assert 'difference_seeds_and_cases' not in compare([per_case(0.1), per_case(0.0)] * 2,
+                                                       [per_case(0.1), per_case(0.0)] * 2, 'tumor_dice')
 
 
 def test_rows_summarize_against_the_baseline_and_the_final_is_chosen_on_validation_not_test():

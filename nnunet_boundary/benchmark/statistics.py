@@ -54,7 +54,8 @@ def mean_over_runs(runs: Sequence[Dict[str, Dict[str, float]]], metric: str) -> 
 
 def compare(model_runs: Sequence[dict], baseline_runs: Sequence[dict], metric: str, **kwargs) -> dict:
     """Paired comparison of one metric, model minus baseline, per case (averaged over each side's runs); where a
-    side has several runs, also the interval with the runs resampled (``difference_seeds_and_cases``)."""
+    side has several runs, also the interval with the runs resampled (``difference_seeds_and_cases``; not for a
+    row against itself)."""
     model, baseline = mean_over_runs(model_runs, metric), mean_over_runs(baseline_runs, metric)
     if sorted(model) != sorted(baseline):
         raise ValueError("model and baseline were evaluated on different test cases")
@@ -64,7 +65,7 @@ def compare(model_runs: Sequence[dict], baseline_runs: Sequence[dict], metric: s
     result = {'difference': [mean, low, high], 'cases': len(differences),
               'cases_better': int(sum((d > 0) if better else (d < 0) for d in differences)),
               'verdict': verdict(low, high, better)}
-    if max(len(model_runs), len(baseline_runs)) > 1:
+    if max(len(model_runs), len(baseline_runs)) > 1 and list(model_runs) != list(baseline_runs):
         runs_by_cases = [np.array([[r[c][metric] for c in sorted(model)] for r in runs])
                          for runs in (model_runs, baseline_runs)]
         mean, low, high = seed_and_case_bootstrap(*runs_by_cases, **kwargs)
