@@ -40,8 +40,27 @@ def test_cli_writes_results_and_a_table(tmp_path):
     main(['--baseline', f'B={base}', '--model', f'M={model}', '--out', str(tmp_path / 'out'),
           '--command', 'bash run.sh'])
     results = json.loads((tmp_path / 'out' / 'results.json').read_text())
-    assert results['comparison']['mass_dice']['verdict'] == 'no measurable difference'
+    assert results['comparisons']['M']['mass_dice']['verdict'] == 'no measurable difference'
     report = (tmp_path / 'out' / 'RESULTS.md').read_text().splitlines()
     assert report[:3] == ['# KiTS23 phantoms: BoundaryTrainer vs baseline nnU-Net', '', '**No measurable difference.**']
     assert any(line.startswith('| mass | Dice | 0.545 | 0.545 |') for line in report)
     assert report[-1].endswith('reproduce: `bash run.sh`.')
+
+
+def test_a_run_whose_metrics_are_gone_is_read_from_the_saved_per_case_metrics_and_models_get_a_table_each(tmp_path):
+    base, model, other = tmp_path / 'base.json', tmp_path / 'model.json', tmp_path / 'other.json'
+    base.write_text(json.dumps(metrics(cases(0.0, 9.0))))
+    model.write_text(json.dumps(metrics(cases(0.1, 5.0))))
+    out = tmp_path / 'out'
+    main(['--baseline', f'B={base}', '--model', f'M={model}', '--out', str(out)])
+    base.unlink(), model.unlink()  # a cleared work folder
+    other.write_text(json.dumps(metrics(cases(-0.1, 9.0))))
+    main(['--baseline', f'B={base}', '--model', f'M={model}', '--model', f'N={other}', '--out', str(out)])
+    results = json.loads((out / 'results.json').read_text())
+    assert results['models'] == ['M', 'N'] and set(results['per_case']) == {'B', 'M', 'N'}
+    assert results['comparisons']['M']['tumor_dice']['difference'] == pytest.approx([0.1, 0.1, 0.1])
+    assert results['comparisons']['N']['tumor_dice']['verdict'] == 'worse'
+    report = (out / 'RESULTS.md').read_text()
+    assert report.index('## M − B') < report.index('## N − B')
+    with pytest.raises(SystemExit, match='no .*gone.json, and no per-case metrics of X saved'):
+        main(['--baseline', f'B={base}', '--model', f'X={tmp_path / "gone.json"}', '--out', str(out)])

@@ -4,13 +4,15 @@
 # 4 mm; the last 12 are the held-out test set, the other 52 train (5-fold splits; fold 0 trains on 41).
 # Plans: template kits19_4mm (4 mm, patch 32^3, batch 2; boundary network 16-128, baseline nnU-Net's 32-256);
 # both trainers get the same 1,500 steps (Budget4mm: BaselineTrainer_4mm, BoundaryTrainer_4mm), fold 0, and
-# predict the test cases as a single model without TTA. The boundary row is BoundaryTrainer's recipe when each
-# budget was first measured: the paper's tumor-weighted crops at 1,500 steps (BoundaryTrainer_4mm, committed
+# predict the test cases as a single model without TTA. The boundary rows: BoundaryTrainer's recipe when each
+# budget was first measured -- the paper's tumor-weighted crops at 1,500 steps (BoundaryTrainer_4mm, committed
 # then), nnU-Net's crops at 3,000 (BoundaryTrainer_4mm_nnUNetCrops_3000steps: the default since
-# benchmarks/kits19_phantom_4mm chose them on validation). Restartable: finished trainings, predictions and
-# evaluations are skipped, an interrupted training resumes (--c). The analysis (Dice and Surface Dice per
-# region at the official tolerances, NSD@2mm, HD95; paired bootstrap against the baseline) writes RESULTS.md
-# and results.json here.
+# benchmarks/kits19_phantom_4mm chose them on validation) -- and at 3,000 steps also that benchmark's final row,
+# the boundary loss without the stream on nnU-Net's network (BoundaryTrainer_4mm_nnUNetNetwork_noStream_3000steps).
+# Restartable: finished trainings, predictions and evaluations are skipped, an interrupted training resumes
+# (--c), and a run whose per-case metrics results.json here holds is not trained again. The analysis (Dice and
+# Surface Dice per region at the official tolerances, NSD@2mm, HD95; paired bootstrap against the baseline)
+# writes RESULTS.md and results.json here.
 #   [PATCH=48] [STEPS=3000] [KITS23_MASKS=../shared/kits23/dataset] bash benchmarks/kits23_phantom_cpu/run.sh [WORK_DIR]
 # (default WORK_DIR /tmp/k23). PATCH=48: the same phantoms and split as dataset 924, planned with template
 # kits19_4mm_48 (patch 48^3, the context that let the KiTS19 baseline learn kidneys, benchmarks/kits19_phantom_4mm);
@@ -31,9 +33,14 @@ EDITION=kits23 prepare_phantom_dataset "$work" $dataset 12 $template \
     $(python -c "print(' '.join('case_%05d' % (400 + 2 * i) for i in range(64)))")
 export nnUNet_extTrainer="$(python -c 'from nnunet_boundary.environment import TRAINER_DIR; print(TRAINER_DIR)')"
 raw="$nnUNet_raw/Dataset${dataset}_KiTS23"
-boundary=BoundaryTrainer_4mm${STEPS:+_nnUNetCrops}$suffix
-for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline $boundary:3d_fullres; do
+baseline=BaselineTrainer_4mm$suffix
+boundary_rows=${STEPS:+"BoundaryTrainer_4mm_nnUNetCrops$suffix:3d_fullres
+    BoundaryTrainer_4mm_nnUNetNetwork_noStream$suffix:3d_fullres_baseline"}
+saved=$(python -c "import sys; from nnunet_boundary.benchmark.kits23_comparison import saved_per_case
+print('\n'.join(saved_per_case(sys.argv[1])))" "$results")
+for row in $baseline:3d_fullres_baseline ${boundary_rows:-BoundaryTrainer_4mm:3d_fullres}; do
     trainer=${row%%:*} configuration=${row##*:}
+    ! grep -qx "$trainer" <<< "$saved" || continue   # its per-case metrics are saved in results.json
     fold="$nnUNet_results/Dataset${dataset}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
     [ -f "$fold/checkpoint_final.pth" ] || nnUNetv2_train $dataset "$configuration" 0 -tr "$trainer" \
         -p nnUNetBoundaryPlans -device cpu --c
@@ -43,6 +50,7 @@ for row in BaselineTrainer_4mm$suffix:3d_fullres_baseline $boundary:3d_fullres; 
     [ -f "$out/metrics.json" ] || nb evaluate "$out" "$raw/labelsTs" --kits23 -o "$out/metrics.json"
 done
 python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
-    --baseline "BaselineTrainer_4mm$suffix=$predictions/BaselineTrainer_4mm$suffix/metrics.json" \
-    --model "$boundary=$predictions/$boundary/metrics.json" \
+    --baseline "$baseline=$predictions/$baseline/metrics.json" \
+    $(for row in ${boundary_rows:-BoundaryTrainer_4mm}; do trainer=${row%%:*}
+          echo --model "$trainer=$predictions/$trainer/metrics.json"; done) \
     --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }bash benchmarks/kits23_phantom_cpu/run.sh"
