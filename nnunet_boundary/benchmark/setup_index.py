@@ -112,15 +112,10 @@ def _signed(value: float, metric: str) -> str:
     return f'{value:+.{digits}f}'
 
 
-def write_index(root: Path, main: str) -> dict:
-    """``root/results.json`` and ``root/RESULTS.md``: ``root/VERDICT.md`` first, then the set-ups, the main
-    set-up's component effects and its headline."""
-    analyses = load_setups(root)
-    index = build_index(analyses, main)
-    write_json_atomically(index, root / 'results.json')
-    verdict = root / 'VERDICT.md'
-    lines = ['# The boundary claim on KiTS19 phantoms at 4 mm', '']
-    lines += [verdict.read_text().strip(), ''] if verdict.is_file() else []
+def report(index: dict, main_analysis: dict, verdict: str) -> str:
+    """``RESULTS.md``: the verdict, the set-ups, the main set-up's component effects and its headline."""
+    main = index['main_setup']
+    lines = ['# The boundary claim on KiTS19 phantoms at 4 mm', ''] + ([verdict, ''] if verdict else [])
     lines += ['## Set-ups', '', f"Each set-up's folder holds its `RESULTS.md` (every row with and without "
               f"nnU-Net's postprocessing, each component's effect, seed to seed), `results.json`, `differences.png` "
               f"and, where it ran after they were kept, `runs.json` (every run's per-case metrics and training "
@@ -134,13 +129,23 @@ def write_index(root: Path, main: str) -> dict:
               'of each row are resampled too (a two-level bootstrap that also sees training noise, which the case '
               'interval treats as fixed; `nnunet_boundary/benchmark/statistics.py`). Lower HD95 and far-tissue '
               'tumor are better.', '']
-    lines += components_table(analyses[main]) + ['']
+    lines += components_table(main_analysis) + ['']
     lines += [f'## Headline (results.json "headline", from `{main}/results.json`)', '', '```',
               json.dumps(index['headline'], indent=1), '```', '']
     if 'headline_seeds_and_cases_ci95' in index:
         lines += ['With the training runs resampled too (`"headline_seeds_and_cases_ci95"`): ' + ', '.join(
             f'{m} {_interval(d, m)}' for m, d in index['headline_seeds_and_cases_ci95'].items()) + '.', '']
-    (root / 'RESULTS.md').write_text('\n'.join(lines))
+    return '\n'.join(lines)
+
+
+def write_index(root: Path, main: str) -> dict:
+    """``root/results.json`` and ``root/RESULTS.md`` (opened by ``root/VERDICT.md``) from the set-ups' folders."""
+    analyses = load_setups(root)
+    index = build_index(analyses, main)
+    write_json_atomically(index, root / 'results.json')
+    verdict = root / 'VERDICT.md'
+    (root / 'RESULTS.md').write_text(report(index, analyses[main],
+                                            verdict.read_text().strip() if verdict.is_file() else ''))
     return index
 
 
