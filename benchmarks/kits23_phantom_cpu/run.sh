@@ -36,9 +36,10 @@ raw="$nnUNet_raw/Dataset${dataset}_KiTS23"
 baseline=BaselineTrainer_4mm$suffix
 boundary_rows=${STEPS:+"BoundaryTrainer_4mm_nnUNetCrops$suffix:3d_fullres
     BoundaryTrainer_4mm_nnUNetNetwork_noStream$suffix:3d_fullres_baseline"}
+boundary_rows=${boundary_rows:-BoundaryTrainer_4mm:3d_fullres}
 saved=$(python -c "import sys; from nnunet_boundary.benchmark.kits23_comparison import saved_per_case
 print('\n'.join(saved_per_case(sys.argv[1])))" "$results")
-for row in $baseline:3d_fullres_baseline ${boundary_rows:-BoundaryTrainer_4mm:3d_fullres}; do
+for row in $baseline:3d_fullres_baseline $boundary_rows; do
     trainer=${row%%:*} configuration=${row##*:}
     ! grep -qx "$trainer" <<< "$saved" || continue   # its per-case metrics are saved in results.json
     fold="$nnUNet_results/Dataset${dataset}_KiTS23/${trainer}__nnUNetBoundaryPlans__$configuration/fold_0"
@@ -51,6 +52,6 @@ for row in $baseline:3d_fullres_baseline ${boundary_rows:-BoundaryTrainer_4mm:3d
 done
 python -m nnunet_boundary.benchmark.kits23_comparison --out "$results" \
     --baseline "$baseline=$predictions/$baseline/metrics.json" \
-    $(for row in ${boundary_rows:-BoundaryTrainer_4mm}; do trainer=${row%%:*}
+    $(for row in $boundary_rows; do trainer=${row%%:*}
           echo --model "$trainer=$predictions/$trainer/metrics.json"; done) \
     --command "${PATCH:+PATCH=$PATCH }${STEPS:+STEPS=$STEPS }bash benchmarks/kits23_phantom_cpu/run.sh"
